@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+// Builds dist/: compiles TypeScript, copies non-TS assets (SQL migrations),
+// and stamps dist/build-info.json with a content hash of the built code.
+// The CLI compares that build id with the running daemon's and restarts a
+// stale daemon after an upgrade, so the id must change exactly when code does.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { cpSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const dist = join(root, 'dist');
+
+rmSync(dist, { recursive: true, force: true });
+execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.json')], {
+  stdio: 'inherit',
+});
+
+/** @param {string} dir @returns {string[]} */
+function walk(dir) {
+  return readdirSync(dir).flatMap((name) => {
+    const full = join(dir, name);
+    return statSync(full).isDirectory() ? walk(full) : [full];
+  });
+}
+
+const assetSuffixes = ['.sql', '.sh', '.init'];
+for (const file of walk(join(root, 'src'))) {
+  if (assetSuffixes.some((s) => file.endsWith(s))) {
+    const target = join(dist, 'src', relative(join(root, 'src'), file));
+    mkdirSync(dirname(target), { recursive: true });
+    cpSync(file, target);
+  }
+}
+
+const hash = createHash('sha256');
+for (const file of walk(join(dist, 'src')).sort()) {
+  if (file.endsWith('.map') || file.endsWith('.test.js')) continue;
+  hash.update(relative(dist, file));
+  hash.update(readFileSync(file));
+}
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+const buildInfo = { version: pkg.version, buildId: hash.digest('hex').slice(0, 16) };
+writeFileSync(join(dist, 'build-info.json'), JSON.stringify(buildInfo, null, 2) + '\n');
+console.log(`built banger ${buildInfo.version} (build ${buildInfo.buildId})`);

@@ -1,0 +1,90 @@
+import { currentPathEnv, resolveLayout, type Layout, type PathEnv } from '../config/paths.js';
+import type { RpcClient } from '../rpc/client.js';
+import { BangerError } from '../rpc/errors.js';
+import { connectDaemon, type DaemonConnection } from './daemon-connection.js';
+import { Output } from './output.js';
+
+/**
+ * What a command's action gets: the output sink for the global flags, the
+ * resolved layout, a way to reach the daemon, and an AbortSignal that fires
+ * on Ctrl-C (aborting cancels the in-flight RPC on the daemon side too).
+ */
+export interface CliContext {
+  out: Output;
+  pathEnv: PathEnv;
+  layout: Layout;
+  signal: AbortSignal;
+  /** The daemon, started (or replaced if stale) on demand. */
+  daemon: () => Promise<RpcClient>;
+  /** The daemon if it is running; never starts one. */
+  runningDaemon: () => Promise<DaemonConnection | undefined>;
+}
+
+/** Any commander command: the context only reads the global flags from it. */
+export interface CommandLike {
+  optsWithGlobals(): Record<string, unknown>;
+}
+
+const interrupt = new AbortController();
+let interrupted = false;
+
+/** Ctrl-C aborts the current request (the daemon cancels its work); a second Ctrl-C exits at once. */
+export function installInterruptHandler(onSecond: () => void): void {
+  process.on('SIGINT', () => {
+    if (interrupted) onSecond();
+    interrupted = true;
+    interrupt.abort(new BangerError('ERR_CANCELLED', 'interrupted'));
+  });
+}
+
+const connections: RpcClient[] = [];
+let requestedExitCode: number | undefined;
+
+/**
+ * Sets the status the process exits with when the command returns normally
+ * (doctor with failed checks; later `vm run` passing the guest's status through).
+ */
+export function setExitCode(code: number): void {
+  requestedExitCode = code;
+}
+
+export function exitCodeRequested(): number | undefined {
+  return requestedExitCode;
+}
+
+/** Closes every daemon connection the command opened, so the process can exit. */
+export function closeConnections(): void {
+  for (const client of connections.splice(0)) client.close();
+}
+
+export function createContext(command: CommandLike): CliContext {
+  const globals = command.optsWithGlobals();
+  const out = new Output({ json: globals.json === true, verbose: globals.verbose === true });
+  const pathEnv = currentPathEnv();
+  const layout = resolveLayout(pathEnv);
+  let connected: Promise<RpcClient> | undefined;
+  const connect = async (autoStart: boolean): Promise<DaemonConnection | undefined> => {
+    const connection = await connectDaemon({
+      layout,
+      uid: pathEnv.uid,
+      autoStart,
+      notice: (message) => {
+        out.notice(message);
+      },
+    });
+    if (connection !== undefined) connections.push(connection.client);
+    return connection;
+  };
+  return {
+    out,
+    pathEnv,
+    layout,
+    signal: interrupt.signal,
+    daemon: () =>
+      (connected ??= connect(true).then((connection) => {
+        if (connection === undefined) throw new Error('connectDaemon returned nothing with autoStart on');
+        return connection.client;
+      })),
+    runningDaemon: () => connect(false),
+  };
+}

@@ -1,0 +1,26 @@
+/**
+ * Every file and directory name banger creates, in one place. Paths are built
+ * from these by src/config/paths.ts; nothing else spells a file name.
+ * docs/state-layout.md describes what each one holds.
+ */
+
+/** Under the config dir ($XDG_CONFIG_HOME/banger). */
+export const CONFIG_FILE = 'config.toml';
+
+/** Under the state dir ($XDG_STATE_HOME/banger). */
+export const STATE_DB = 'state.db';
+export const DAEMON_LOG = 'bangerd.log';
+export const SSH_DIR = 'ssh';
+export const SSH_KEY = 'id_ed25519';
+export const KNOWN_HOSTS = 'known_hosts';
+export const VMS_DIR = 'vms';
+export const IMAGES_DIR = 'images';
+export const KERNELS_DIR = 'kernels';
+
+/** Under the runtime dir ($XDG_RUNTIME_DIR/banger or /tmp/banger-runtime-<uid>). */
+export const DAEMON_SOCKET = 'bangerd.sock';
+export const RUNTIME_DIR_NAME = 'banger';
+export const RUNTIME_FALLBACK_PREFIX = 'banger-runtime-';
+
+/** Under the cache dir ($XDG_CACHE_HOME/banger). */
+export const DOWNLOADS_DIR = 'downloads';

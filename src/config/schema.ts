@@ -1,0 +1,275 @@
+import { homedir } from 'node:os';
+import { posix } from 'node:path';
+
+import { parse, TomlError } from 'smol-toml';
+
+import { BangerError } from '../rpc/errors.js';
+import { parseSizeOrUndefined } from './sizes.js';
+
+/**
+ * config.toml: its shape, defaults and validation in one place. Every key is
+ * known; anything else is an error naming the key, so a typo never silently
+ * does nothing. docs/config.md documents each key.
+ */
+
+export type VmmChoice = 'auto' | 'qemu' | 'firecracker';
+
+export interface FileSyncEntry {
+  /** Absolute host path (`~/` already expanded). */
+  host: string;
+  /** Absolute guest path under /root (`~/` already mapped to /root/). */
+  guest: string;
+  /** File mode for single files; undefined means the default (0600). */
+  mode?: number;
+}
+
+export interface VmDefaultsConfig {
+  vcpu?: number;
+  memoryMiB?: number;
+  diskSizeBytes?: number;
+}
+
+export interface BangerConfig {
+  defaultImage: string;
+  vmm: VmmChoice;
+  qemuBin?: string;
+  firecrackerBin?: string;
+  kernelMirror: string;
+  vmDefaults: VmDefaultsConfig;
+  network: { bridge: string; subnet: string };
+  fileSync: FileSyncEntry[];
+}
+
+export const DEFAULT_IMAGE = 'debian-bookworm';
+export const DEFAULT_VMM: VmmChoice = 'auto';
+export const DEFAULT_BRIDGE = 'banger0';
+export const DEFAULT_SUBNET = '172.30.0.0/24';
+export const DEFAULT_KERNEL_MIRROR = 'http://deb.debian.org/debian';
+export const DEFAULT_FILE_SYNC_MODE = 0o600;
+
+export function defaultConfig(): BangerConfig {
+  return {
+    defaultImage: DEFAULT_IMAGE,
+    vmm: DEFAULT_VMM,
+    kernelMirror: DEFAULT_KERNEL_MIRROR,
+    vmDefaults: {},
+    network: { bridge: DEFAULT_BRIDGE, subnet: DEFAULT_SUBNET },
+    fileSync: [],
+  };
+}
+
+const NAME_PATTERN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const BRIDGE_PATTERN = /^[a-zA-Z0-9_.-]{1,15}$/;
+const MODE_PATTERN = /^[0-7]{3,4}$/;
+const MIN_MEMORY_MIB = 128;
+const MAX_MEMORY_MIB = 1024 * 1024;
+const MIN_DISK_BYTES = 1024 ** 3;
+
+/** A validation failure at one key; turned into ERR_CONFIG_INVALID with the file path. */
+class Invalid extends Error {}
+
+type Table = Record<string, unknown>;
+
+function isTable(value: unknown): value is Table {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date);
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (Array.isArray(value)) return 'an array';
+  if (isTable(value)) return 'a table';
+  return String(value);
+}
+
+function rejectUnknown(table: Table, known: readonly string[], prefix: string): void {
+  for (const key of Object.keys(table)) {
+    if (!known.includes(key)) throw new Invalid(`unknown key "${prefix}${key}"`);
+  }
+}
+
+function str(table: Table, key: string, label: string): string | undefined {
+  const value = table[key];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string') throw new Invalid(`${label}: expected a string, got ${describe(value)}`);
+  return value;
+}
+
+function absolutePath(table: Table, key: string): string | undefined {
+  const value = str(table, key, key);
+  if (value !== undefined && !posix.isAbsolute(value)) throw new Invalid(`${key}: expected an absolute path, got ${describe(value)}`);
+  return value;
+}
+
+/** Parses and validates config.toml text. `path` only labels errors; `home` expands `~/` in file_sync. */
+export function parseConfig(text: string, source: { path: string; home?: string }): BangerConfig {
+  const home = source.home ?? homedir();
+  let raw: Table;
+  try {
+    raw = parse(text);
+  } catch (error) {
+    if (error instanceof TomlError) {
+      const firstLine = error.message.split('\n')[0] ?? error.message;
+      throw configError(source.path, `line ${error.line}, column ${error.column}: ${firstLine}`, error);
+    }
+    throw configError(source.path, (error as Error).message, error);
+  }
+  try {
+    return validate(raw, home);
+  } catch (error) {
+    if (error instanceof Invalid) throw configError(source.path, error.message);
+    throw error;
+  }
+}
+
+function configError(path: string, detail: string, cause?: unknown): BangerError {
+  return new BangerError('ERR_CONFIG_INVALID', `${path}: ${detail}`, {
+    cause,
+    hint: 'fix or remove that entry; docs/config.md lists every key (`banger doctor` re-checks the file)',
+  });
+}
+
+function validate(raw: Table, home: string): BangerConfig {
+  rejectUnknown(raw, ['default_image', 'vmm', 'qemu_bin', 'firecracker_bin', 'kernel_mirror', 'vm_defaults', 'network', 'file_sync'], '');
+  const config = defaultConfig();
+
+  const image = str(raw, 'default_image', 'default_image');
+  if (image !== undefined) {
+    if (!NAME_PATTERN.test(image)) throw new Invalid(`default_image: ${describe(image)} is not a valid image name (lowercase letters, digits and dashes)`);
+    config.defaultImage = image;
+  }
+
+  const vmm = str(raw, 'vmm', 'vmm');
+  if (vmm !== undefined) {
+    if (vmm !== 'auto' && vmm !== 'qemu' && vmm !== 'firecracker') {
+      throw new Invalid(`vmm: expected "auto", "qemu" or "firecracker", got ${describe(vmm)}`);
+    }
+    config.vmm = vmm;
+  }
+
+  const qemuBin = absolutePath(raw, 'qemu_bin');
+  if (qemuBin !== undefined) config.qemuBin = qemuBin;
+  const firecrackerBin = absolutePath(raw, 'firecracker_bin');
+  if (firecrackerBin !== undefined) config.firecrackerBin = firecrackerBin;
+
+  const mirror = str(raw, 'kernel_mirror', 'kernel_mirror');
+  if (mirror !== undefined) {
+    if (!/^https?:\/\/[^\s/]+/.test(mirror)) throw new Invalid(`kernel_mirror: expected an http(s) URL, got ${describe(mirror)}`);
+    config.kernelMirror = mirror.replace(/\/+$/, '');
+  }
+
+  if (raw.vm_defaults !== undefined) config.vmDefaults = validateVmDefaults(raw.vm_defaults);
+  if (raw.network !== undefined) config.network = validateNetwork(raw.network);
+  if (raw.file_sync !== undefined) {
+    if (!Array.isArray(raw.file_sync)) throw new Invalid('file_sync: expected an array of tables ([[file_sync]])');
+    config.fileSync = raw.file_sync.map((entry, index) => validateFileSync(entry, index, home));
+  }
+  return config;
+}
+
+function validateVmDefaults(value: unknown): VmDefaultsConfig {
+  if (!isTable(value)) throw new Invalid(`vm_defaults: expected a table, got ${describe(value)}`);
+  rejectUnknown(value, ['vcpu', 'memory', 'disk_size'], 'vm_defaults.');
+  const result: VmDefaultsConfig = {};
+  const { vcpu, memory, disk_size: diskSize } = value;
+  if (vcpu !== undefined) {
+    if (typeof vcpu !== 'number' || !Number.isInteger(vcpu) || vcpu < 1 || vcpu > 64) {
+      throw new Invalid(`vm_defaults.vcpu: expected an integer between 1 and 64, got ${describe(vcpu)}`);
+    }
+    result.vcpu = vcpu;
+  }
+  if (memory !== undefined) {
+    let mib: number | undefined;
+    if (typeof memory === 'number' && Number.isInteger(memory)) mib = memory;
+    else if (typeof memory === 'string') {
+      const bytes = parseSizeOrUndefined(memory);
+      if (bytes !== undefined && bytes % 1024 ** 2 === 0) mib = bytes / 1024 ** 2;
+    }
+    if (mib === undefined || mib < MIN_MEMORY_MIB || mib > MAX_MEMORY_MIB) {
+      throw new Invalid(
+        `vm_defaults.memory: expected MiB between ${MIN_MEMORY_MIB} and ${MAX_MEMORY_MIB} (an integer, or a size like "2G"), got ${describe(memory)}`,
+      );
+    }
+    result.memoryMiB = mib;
+  }
+  if (diskSize !== undefined) {
+    if (typeof diskSize !== 'string') {
+      throw new Invalid(`vm_defaults.disk_size: expected a size string with a unit like "8G", got ${describe(diskSize)}`);
+    }
+    const bytes = parseSizeOrUndefined(diskSize);
+    if (bytes === undefined || bytes < MIN_DISK_BYTES) {
+      throw new Invalid(`vm_defaults.disk_size: expected a size of at least 1G like "8G", got ${describe(diskSize)}`);
+    }
+    result.diskSizeBytes = bytes;
+  }
+  return result;
+}
+
+function validateNetwork(value: unknown): BangerConfig['network'] {
+  if (!isTable(value)) throw new Invalid(`network: expected a table, got ${describe(value)}`);
+  rejectUnknown(value, ['bridge', 'subnet'], 'network.');
+  const bridge = str(value, 'bridge', 'network.bridge') ?? DEFAULT_BRIDGE;
+  if (!BRIDGE_PATTERN.test(bridge)) {
+    throw new Invalid(`network.bridge: expected an interface name of 1-15 letters, digits, "_", "." or "-", got ${describe(bridge)}`);
+  }
+  const subnet = str(value, 'subnet', 'network.subnet') ?? DEFAULT_SUBNET;
+  const problem = subnetProblem(subnet);
+  if (problem !== undefined) throw new Invalid(`network.subnet: ${describe(subnet)} ${problem}`);
+  return { bridge, subnet };
+}
+
+/** Why a subnet is unusable for guests, or undefined when it is fine. */
+function subnetProblem(subnet: string): string | undefined {
+  const match = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(subnet);
+  if (match === null) return 'is not an IPv4 CIDR like "172.30.0.0/24"';
+  const octets = match.slice(1, 5).map(Number);
+  const prefix = Number(match[5]);
+  if (octets.some((o) => o > 255)) return 'is not an IPv4 CIDR like "172.30.0.0/24"';
+  if (prefix < 16 || prefix > 29) return 'must have a prefix between /16 and /29';
+  const [a = 0, b = 0, c = 0, d = 0] = octets;
+  const address = ((a << 24) | (b << 16) | (c << 8) | d) >>> 0;
+  const hostMask = prefix === 32 ? 0 : (2 ** (32 - prefix) - 1) >>> 0;
+  if ((address & hostMask) !== 0) return 'has host bits set (use the network address)';
+  const isPrivate = a === 10 || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168);
+  if (!isPrivate) return 'must be in a private range (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)';
+  return undefined;
+}
+
+function hasDotDot(path: string): boolean {
+  return path.split('/').includes('..');
+}
+
+function validateFileSync(value: unknown, index: number, home: string): FileSyncEntry {
+  const label = `file_sync[${index}]`;
+  if (!isTable(value)) throw new Invalid(`${label}: expected a table, got ${describe(value)}`);
+  rejectUnknown(value, ['host', 'guest', 'mode'], `${label}.`);
+
+  const host = str(value, 'host', `${label}.host`);
+  if (host === undefined || host === '') throw new Invalid(`${label}.host: is required`);
+  if (/^~[^/]/.test(host)) throw new Invalid(`${label}.host: ~user paths are not supported, use ~/ or an absolute path`);
+  if (!host.startsWith('~/') && !host.startsWith('/')) throw new Invalid(`${label}.host: must be absolute or start with ~/`);
+  if (hasDotDot(host)) throw new Invalid(`${label}.host: must not contain ".."`);
+  if (host === '~/' || host === '/') throw new Invalid(`${label}.host: must name a file or directory, not ${describe(host)}`);
+
+  const guest = str(value, 'guest', `${label}.guest`);
+  if (guest === undefined || guest === '') throw new Invalid(`${label}.guest: is required`);
+  if (/^~[^/]/.test(guest)) throw new Invalid(`${label}.guest: ~user paths are not supported, use ~/ or /root/`);
+  if (hasDotDot(guest)) throw new Invalid(`${label}.guest: must not contain ".."`);
+  const guestPath = guest.startsWith('~/') ? '/root/' + guest.slice(2) : guest;
+  const normalizedGuest = posix.normalize(guestPath).replace(/\/+$/, '');
+  if (!normalizedGuest.startsWith('/root/') || normalizedGuest === '/root') {
+    throw new Invalid(`${label}.guest: must be under ~/ or /root/`);
+  }
+
+  const entry: FileSyncEntry = {
+    host: posix.normalize(host.startsWith('~/') ? posix.join(home, host.slice(2)) : host).replace(/\/+$/, ''),
+    guest: normalizedGuest,
+  };
+  const mode = value.mode;
+  if (mode !== undefined) {
+    if (typeof mode !== 'string' || !MODE_PATTERN.test(mode)) {
+      throw new Invalid(`${label}.mode: expected an octal string like "0600", got ${describe(mode)}`);
+    }
+    entry.mode = parseInt(mode, 8);
+  }
+  return entry;
+}

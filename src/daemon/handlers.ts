@@ -1,0 +1,51 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import type { Layout } from '../config/paths.js';
+import { buildInfo } from '../build-info.js';
+import { BangerError } from '../rpc/errors.js';
+import type { DaemonHandlers } from './rpc-server.js';
+
+export interface HandlerDeps {
+  layout: Layout;
+  startedAt: Date;
+  inFlight: () => number;
+  /** Starts a graceful shutdown after the current response has been sent. */
+  requestShutdown: (reason: string) => void;
+}
+
+const MAX_SLEEP_MS = 10 * 60 * 1000;
+
+/** The daemon's method table. Each entry validates its params: they come off the wire untyped. */
+export function createHandlers(deps: HandlerDeps): DaemonHandlers {
+  const { version, buildId } = buildInfo();
+  return {
+    ping: () =>
+      Promise.resolve({
+        pid: process.pid,
+        version,
+        buildId,
+        startedAt: deps.startedAt.toISOString(),
+        socketPath: deps.layout.socketPath,
+        stateDir: deps.layout.stateDir,
+        logPath: deps.layout.daemonLog,
+        inFlight: deps.inFlight(),
+      }),
+
+    shutdown: (_params, ctx) => {
+      ctx.log.info('shutdown requested by a client');
+      deps.requestShutdown('client request');
+      return Promise.resolve({ pid: process.pid });
+    },
+
+    sleep: async (params, ctx) => {
+      const ms = (params as { ms?: unknown }).ms;
+      if (typeof ms !== 'number' || !Number.isInteger(ms) || ms < 0 || ms > MAX_SLEEP_MS) {
+        throw new BangerError('ERR_INVALID_ARGUMENT', `debug.sleep: ms must be an integer between 0 and ${MAX_SLEEP_MS}`);
+      }
+      ctx.log.info({ ms }, 'sleeping');
+      const started = performance.now();
+      await sleep(ms, undefined, { signal: ctx.signal });
+      return { sleptMs: Math.round(performance.now() - started) };
+    },
+  };
+}

@@ -1,0 +1,206 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, rmSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+
+import {
+  createMessageConnection,
+  SocketMessageReader,
+  SocketMessageWriter,
+  type CancellationToken,
+  type MessageConnection,
+} from 'vscode-jsonrpc/node';
+
+import { BangerError, toBangerError } from '../rpc/errors.js';
+import { methods, type MethodKey, type ParamsOf, type ResultOf } from '../rpc/methods.js';
+import { encodeError } from '../rpc/wire.js';
+import type { Logger } from './logger.js';
+
+/** What a handler gets besides its params. */
+export interface OpContext {
+  /** Unique id of this request: in every log line it causes and in its error response. */
+  opId: string;
+  /** Aborted when the client cancels or disconnects, or when shutdown gives up waiting. */
+  signal: AbortSignal;
+  /** The daemon logger bound to this request's op_id and method. */
+  log: Logger;
+}
+
+export type DaemonHandlers = {
+  [K in MethodKey]: (params: ParamsOf<K>, ctx: OpContext) => Promise<ResultOf<K>>;
+};
+
+/** Methods polled on every CLI call; logged at debug so they don't drown the log. */
+const QUIET_METHODS = new Set<string>([methods.ping.name]);
+
+interface InFlight {
+  controller: AbortController;
+  done: Promise<void>;
+}
+
+/**
+ * Serves the method table over JSON-RPC on the daemon's unix socket. Owns the
+ * per-request plumbing: op ids, child loggers, cancellation (client cancel,
+ * client disconnect, shutdown) and error encoding.
+ */
+export class RpcServer {
+  readonly #server: Server;
+  readonly #handlers: DaemonHandlers;
+  readonly #log: Logger;
+  readonly #connections = new Set<{ socket: Socket; connection: MessageConnection }>();
+  readonly #inFlight = new Set<InFlight>();
+
+  constructor(handlers: DaemonHandlers, log: Logger) {
+    this.#handlers = handlers;
+    this.#log = log;
+    this.#server = createServer((socket) => {
+      this.#accept(socket);
+    });
+  }
+
+  get inFlightCount(): number {
+    return this.#inFlight.size;
+  }
+
+  /**
+   * Listens on `socketPath`, replacing a stale socket file. The caller must
+   * hold the instance lock (so the file cannot belong to a live daemon) and
+   * have set a 0077 umask; the chmod is belt and braces.
+   */
+  listen(socketPath: string): Promise<void> {
+    rmSync(socketPath, { force: true });
+    return new Promise((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(socketPath, () => {
+        this.#server.off('error', reject);
+        chmodSync(socketPath, 0o600);
+        resolve();
+      });
+    });
+  }
+
+  /** Stops accepting connections; existing ones keep being served. */
+  stopAccepting(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#server.close(() => {
+        resolve();
+      });
+    });
+  }
+
+  /**
+   * Lets in-flight requests finish for up to `graceMs`, then cancels the rest
+   * and waits for them to wind down, then closes every connection.
+   */
+  async drain(graceMs: number): Promise<void> {
+    const settled = Promise.all([...this.#inFlight].map((entry) => entry.done));
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      settled.then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => {
+          resolve(true);
+        }, graceMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) {
+      this.#log.warn({ in_flight: this.#inFlight.size }, 'shutdown grace period over, cancelling requests');
+      for (const entry of this.#inFlight) entry.controller.abort(shutdownError());
+      await Promise.all([...this.#inFlight].map((entry) => entry.done));
+    }
+    // Let the last responses reach their sockets, then close each one gracefully.
+    await new Promise((resolve) => setImmediate(resolve));
+    await Promise.all([...this.#connections].map(({ connection, socket }) => closeGracefully(connection, socket)));
+  }
+
+  #accept(socket: Socket): void {
+    const connection = createMessageConnection(new SocketMessageReader(socket), new SocketMessageWriter(socket));
+    const entry = { socket, connection };
+    const requests = new Set<AbortController>();
+    this.#connections.add(entry);
+    socket.on('error', () => undefined);
+    connection.onClose(() => {
+      this.#connections.delete(entry);
+      for (const controller of requests) controller.abort(disconnectedError());
+    });
+    for (const key of Object.keys(methods) as MethodKey[]) {
+      connection.onRequest(methods[key].name, (params: unknown, token: CancellationToken) => {
+        const controller = new AbortController();
+        token.onCancellationRequested(() => {
+          controller.abort(new BangerError('ERR_CANCELLED', 'request cancelled by the client'));
+        });
+        requests.add(controller);
+        // Registered before the handler runs, so a request counts itself (ping's inFlight includes it).
+        let finished!: () => void;
+        const inFlight: InFlight = { controller, done: new Promise<void>((resolve) => (finished = resolve)) };
+        this.#inFlight.add(inFlight);
+        const result = this.#serve(key, params, controller);
+        void result
+          .catch(() => undefined)
+          .then(() => {
+            this.#inFlight.delete(inFlight);
+            requests.delete(controller);
+            finished();
+          });
+        return result;
+      });
+    }
+    connection.listen();
+  }
+
+  async #serve(key: MethodKey, params: unknown, controller: AbortController): Promise<unknown> {
+    const opId = `op_${randomBytes(6).toString('hex')}`;
+    const method = methods[key].name;
+    const log = this.#log.child({ op_id: opId, method });
+    const quiet = QUIET_METHODS.has(method);
+    const started = performance.now();
+    if (quiet) log.debug('request started');
+    else log.info('request started');
+    const handler = this.#handlers[key] as (params: unknown, ctx: OpContext) => Promise<unknown>;
+    try {
+      const result = await handler(params ?? {}, { opId, signal: controller.signal, log });
+      const ms = Math.round(performance.now() - started);
+      if (quiet) log.debug({ ms }, 'request finished');
+      else log.info({ ms }, 'request finished');
+      return result;
+    } catch (thrown) {
+      const ms = Math.round(performance.now() - started);
+      const error = controller.signal.aborted ? toBangerError(controller.signal.reason) : toBangerError(thrown);
+      if (error.code === 'ERR_CANCELLED') log.info({ ms, reason: error.message }, 'request cancelled');
+      else if (error.code === 'ERR_INTERNAL') log.error({ ms, err: thrown }, 'request failed');
+      else log.warn({ ms, code: error.code, err_message: error.message }, 'request failed');
+      throw encodeError(error, opId);
+    }
+  }
+}
+
+const SOCKET_CLOSE_TIMEOUT_MS = 1000;
+
+/** Ends the socket after pending writes flush; destroys it if the peer does not close in time. */
+function closeGracefully(connection: MessageConnection, socket: Socket): Promise<void> {
+  if (socket.destroyed) {
+    connection.dispose();
+    return Promise.resolve();
+  }
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      socket.destroy();
+    }, SOCKET_CLOSE_TIMEOUT_MS);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      connection.dispose();
+      resolve();
+    });
+    socket.end();
+  });
+}
+
+function disconnectedError(): BangerError {
+  return new BangerError('ERR_CANCELLED', 'client disconnected');
+}
+
+function shutdownError(): BangerError {
+  return new BangerError('ERR_DAEMON_SHUTTING_DOWN', 'the daemon is shutting down', {
+    hint: 'run the command again; the daemon starts on demand',
+  });
+}

@@ -1,0 +1,32 @@
+import type { Layout } from '../config/paths.js';
+import type { HostFacts } from '../config/vm-defaults.js';
+import type { KvmHost } from '../host/kvm.js';
+import { architectureCheck, hostToolChecks, kvmCheck } from './host-checks.js';
+import { summarize, type DoctorReport } from './report.js';
+import { configCheck, runtimeDirCheck, stateDirCheck, storeCheck, vmDefaultsCheck } from './state-checks.js';
+
+export interface DoctorInputs {
+  layout: Layout;
+  uid: number;
+  home: string;
+  env: NodeJS.ProcessEnv;
+  host: HostFacts;
+  arch?: string;
+  kvmHost?: KvmHost;
+}
+
+/** Runs every check. Reads only: no file, directory or table is created or changed. */
+export function runDoctor(inputs: DoctorInputs): DoctorReport {
+  const { layout, env } = inputs;
+  const { result: configResult, config } = configCheck(layout, inputs.home);
+  return summarize([
+    architectureCheck(inputs.arch),
+    kvmCheck(inputs.kvmHost),
+    ...hostToolChecks(env, { qemuBin: config?.qemuBin, firecrackerBin: config?.firecrackerBin }),
+    runtimeDirCheck(layout, inputs.uid),
+    stateDirCheck(layout),
+    storeCheck(layout),
+    configResult,
+    vmDefaultsCheck(config, inputs.host, layout.configFile),
+  ]);
+}

@@ -1,0 +1,126 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { resolveLayout, type Layout } from '../../src/config/paths.js';
+
+/** Repo root (this file runs from dist/test/integration/). */
+export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const BANGER_BIN = join(REPO_ROOT, 'bin', 'banger');
+export const BANGERD_ENTRY = join(REPO_ROOT, 'dist', 'src', 'daemon', 'main.js');
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * A private banger world for one test: its own XDG config/state/cache/runtime
+ * dirs under a temp dir, so tests never touch the real user's banger and can
+ * run side by side. `close()` stops any daemon it started and removes it all.
+ */
+export class BangerWorld {
+  readonly root: string;
+  readonly env: NodeJS.ProcessEnv;
+  readonly layout: Layout;
+
+  constructor(options: { runtimeParent?: string } = {}) {
+    this.root = mkdtempSync(join(tmpdir(), 'banger-it-'));
+    this.env = {
+      ...process.env,
+      HOME: join(this.root, 'home'),
+      XDG_CONFIG_HOME: join(this.root, 'config'),
+      XDG_STATE_HOME: join(this.root, 'state'),
+      XDG_CACHE_HOME: join(this.root, 'cache'),
+      XDG_RUNTIME_DIR: options.runtimeParent ?? join(this.root, 'run'),
+    };
+    this.layout = resolveLayout({ env: this.env, uid: process.getuid?.() ?? 0, home: join(this.root, 'home') });
+  }
+
+  /** Runs `banger …` to completion. */
+  run(args: readonly string[], options: { timeoutMs?: number } = {}): Promise<CliResult> {
+    return collect(this.spawn(args), options.timeoutMs ?? 60_000);
+  }
+
+  /** Starts `banger …` and returns the child, for tests that signal it mid-flight. */
+  spawn(args: readonly string[]): ChildProcess {
+    return spawn(process.execPath, [BANGER_BIN, ...args], { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  }
+
+  /** Runs a bangerd entry point in the foreground (for startup-refusal tests). */
+  runDaemon(entry: string = BANGERD_ENTRY, timeoutMs = 30_000): Promise<CliResult> {
+    return collect(spawn(process.execPath, [entry], { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] }), timeoutMs);
+  }
+
+  /** Parsed JSON lines of the daemon log. */
+  logLines(): Record<string, unknown>[] {
+    let text: string;
+    try {
+      text = readFileSync(this.layout.daemonLog, 'utf8');
+    } catch {
+      return [];
+    }
+    return text
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+  }
+
+  /** Pids of every daemon that logged "bangerd ready" in this world. */
+  daemonPids(): number[] {
+    return this.logLines()
+      .filter((l) => l.msg === 'bangerd ready')
+      .map((l) => l.pid as number);
+  }
+
+  close(): void {
+    for (const pid of this.daemonPids()) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    rmSync(this.root, { recursive: true, force: true });
+  }
+}
+
+export function collect(child: ChildProcess, timeoutMs: number): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`process timed out after ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Polls `predicate` every 25 ms until it holds; throws with `what` after `timeoutMs`. */
+export async function waitFor(what: string, predicate: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await predicate())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
