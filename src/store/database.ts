@@ -1,7 +1,16 @@
+import { existsSync } from 'node:fs';
+
 import Database from 'better-sqlite3';
 
-import { BangerError, hasErrnoCode } from '../rpc/errors.js';
-import { appliedMigrations, loadMigrations, runMigrations, type AppliedMigration, type Migration } from './migrations.js';
+import { BangerError } from '../rpc/errors.js';
+import {
+  appliedMigrations,
+  loadMigrations,
+  refuseNewerDatabase,
+  runMigrations,
+  type AppliedMigration,
+  type Migration,
+} from './migrations.js';
 
 const BUSY_TIMEOUT_MS = 5000;
 
@@ -45,11 +54,14 @@ export function openStore(path: string, options: { migrations?: readonly Migrati
     throw openError(path, error);
   }
   try {
-    db.pragma('journal_mode = WAL');
+    const migrations = options.migrations ?? loadMigrations();
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     db.pragma('foreign_keys = ON');
+    // Before anything that writes (switching to WAL rewrites the header): a newer database stays untouched.
+    refuseNewerDatabase(db, migrations);
+    db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
-    runMigrations(db, options.migrations ?? loadMigrations());
+    runMigrations(db, migrations);
   } catch (error) {
     db.close();
     if (error instanceof BangerError) throw error;
@@ -64,16 +76,13 @@ export function openStore(path: string, options: { migrations?: readonly Migrati
  * front rather than an empty database created behind the caller's back.
  */
 export function openReadOnly(path: string): Store {
+  if (!existsSync(path)) {
+    throw new BangerError('ERR_STORE_MISSING', `no store at ${path}`, { hint: 'the daemon creates it on first start' });
+  }
   let db: Database.Database;
   try {
     db = new Database(path, { readonly: true, fileMustExist: true });
   } catch (error) {
-    if (hasErrnoCode(error, 'ENOENT') || /does not exist/i.test((error as Error).message)) {
-      throw new BangerError('ERR_STORE_MISSING', `no store at ${path}`, {
-        cause: error,
-        hint: 'the daemon creates it on first start',
-      });
-    }
     throw openError(path, error);
   }
   try {

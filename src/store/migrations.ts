@@ -82,12 +82,11 @@ export function appliedMigrations(db: Database): AppliedMigration[] {
 }
 
 /**
- * Applies every known migration the database has not recorded. A known id
- * that is missing is applied even when higher ids are present (ids may have
- * gaps; recorded ids are what count). A database that records an id higher
- * than any known one was written by a newer banger and is refused untouched.
+ * Throws ERR_STORE_TOO_NEW, touching nothing, when the database records a
+ * migration id higher than any known one (it was written by a newer banger).
+ * Returns the recorded migrations.
  */
-export function runMigrations(db: Database, migrations: readonly Migration[]): { applied: number[] } {
+export function refuseNewerDatabase(db: Database, migrations: readonly Migration[]): AppliedMigration[] {
   validateMigrations(migrations);
   const newestKnown = migrations.at(-1)?.id ?? 0;
   const recorded = appliedMigrations(db);
@@ -99,6 +98,17 @@ export function runMigrations(db: Database, migrations: readonly Migration[]): {
       { hint: 'it was written by a newer banger: upgrade banger (the database was not changed)' },
     );
   }
+  return recorded;
+}
+
+/**
+ * Applies every known migration the database has not recorded. A known id
+ * that is missing is applied even when higher ids are present (ids may have
+ * gaps; recorded ids are what count). A database that records an id higher
+ * than any known one was written by a newer banger and is refused untouched.
+ */
+export function runMigrations(db: Database, migrations: readonly Migration[]): { applied: number[] } {
+  const recorded = refuseNewerDatabase(db, migrations);
   db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
     id          INTEGER PRIMARY KEY,
     name        TEXT NOT NULL,

@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { BangerError } from '../rpc/errors.js';
+import { parseConfig } from './schema.js';
+
+const PATH = '/home/u/.config/banger/config.toml';
+const HOME = '/home/u';
+const parse = (text: string): ReturnType<typeof parseConfig> => parseConfig(text, { path: PATH, home: HOME });
+
+/** Each invalid file and the exact message it must produce (after the `<path>: ` prefix). */
+const INVALID: [string, string, string][] = [
+  ['unknown top-level key', 'colour = "red"', 'unknown key "colour"'],
+  ['unknown nested key', '[vm_defaults]\ncpus = 2', 'unknown key "vm_defaults.cpus"'],
+  ['unknown network key', '[network]\nmtu = 1500', 'unknown key "network.mtu"'],
+  ['unknown file_sync key', '[[file_sync]]\nhost = "~/.aws"\nguest = "~/.aws"\ncolour = 1', 'unknown key "file_sync[0].colour"'],
+  ['wrong type', 'default_image = 7', 'default_image: expected a string, got 7'],
+  ['bad image name', 'default_image = "Debian_Bookworm"', 'default_image: "Debian_Bookworm" is not a valid image name (lowercase letters, digits and dashes)'],
+  ['bad vmm', 'vmm = "bochs"', 'vmm: expected "auto", "qemu" or "firecracker", got "bochs"'],
+  ['relative qemu_bin', 'qemu_bin = "qemu"', 'qemu_bin: expected an absolute path, got "qemu"'],
+  ['bad mirror', 'kernel_mirror = "ftp://x"', 'kernel_mirror: expected an http(s) URL, got "ftp://x"'],
+  ['vcpu out of range', '[vm_defaults]\nvcpu = 0', 'vm_defaults.vcpu: expected an integer between 1 and 64, got 0'],
+  ['vcpu not a number', '[vm_defaults]\nvcpu = "four"', 'vm_defaults.vcpu: expected an integer between 1 and 64, got "four"'],
+  ['bad memory string', '[vm_defaults]\nmemory = "lots"', 'vm_defaults.memory: expected MiB between 128 and 1048576 (an integer, or a size like "2G"), got "lots"'],
+  ['memory too small', '[vm_defaults]\nmemory = 64', 'vm_defaults.memory: expected MiB between 128 and 1048576 (an integer, or a size like "2G"), got 64'],
+  ['disk_size as integer', '[vm_defaults]\ndisk_size = 8', 'vm_defaults.disk_size: expected a size string with a unit like "8G", got 8'],
+  ['disk_size too small', '[vm_defaults]\ndisk_size = "512M"', 'vm_defaults.disk_size: expected a size of at least 1G like "8G", got "512M"'],
+  ['vm_defaults not a table', 'vm_defaults = 3', 'vm_defaults: expected a table, got 3'],
+  ['public subnet', '[network]\nsubnet = "8.8.8.0/24"', 'network.subnet: "8.8.8.0/24" must be in a private range (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)'],
+  ['subnet prefix', '[network]\nsubnet = "10.0.0.0/8"', 'network.subnet: "10.0.0.0/8" must have a prefix between /16 and /29'],
+  ['subnet host bits', '[network]\nsubnet = "172.30.0.1/24"', 'network.subnet: "172.30.0.1/24" has host bits set (use the network address)'],
+  ['subnet garbage', '[network]\nsubnet = "lan"', 'network.subnet: "lan" is not an IPv4 CIDR like "172.30.0.0/24"'],
+  ['bridge name', '[network]\nbridge = "a-very-long-bridge-name"', 'network.bridge: expected an interface name of 1-15 letters, digits, "_", "." or "-", got "a-very-long-bridge-name"'],
+  ['file_sync not an array', 'file_sync = "x"', 'file_sync: expected an array of tables ([[file_sync]])'],
+  ['file_sync empty host', '[[file_sync]]\nhost = ""\nguest = "~/x"', 'file_sync[0].host: is required'],
+  ['file_sync missing guest', '[[file_sync]]\nhost = "~/x"', 'file_sync[0].guest: is required'],
+  ['file_sync relative host', '[[file_sync]]\nhost = ".aws"\nguest = "~/.aws"', 'file_sync[0].host: must be absolute or start with ~/'],
+  ['file_sync .. in host', '[[file_sync]]\nhost = "~/a/../../etc/shadow"\nguest = "~/x"', 'file_sync[0].host: must not contain ".."'],
+  ['file_sync ~user host', '[[file_sync]]\nhost = "~bob/.aws"\nguest = "~/.aws"', 'file_sync[0].host: ~user paths are not supported, use ~/ or an absolute path'],
+  ['file_sync .. in guest', '[[file_sync]]\nhost = "~/x"\nguest = "~/../etc/passwd"', 'file_sync[0].guest: must not contain ".."'],
+  ['file_sync ~user guest', '[[file_sync]]\nhost = "~/x"\nguest = "~bob/x"', 'file_sync[0].guest: ~user paths are not supported, use ~/ or /root/'],
+  ['file_sync guest outside', '[[file_sync]]\nhost = "~/x"\nguest = "/etc/x"', 'file_sync[0].guest: must be under ~/ or /root/'],
+  ['file_sync guest /rootfoo', '[[file_sync]]\nhost = "~/x"\nguest = "/rootfoo/x"', 'file_sync[0].guest: must be under ~/ or /root/'],
+  ['file_sync guest is /root', '[[file_sync]]\nhost = "~/x"\nguest = "/root"', 'file_sync[0].guest: must be under ~/ or /root/'],
+  ['file_sync bad mode digits', '[[file_sync]]\nhost = "~/x"\nguest = "~/x"\nmode = "0999"', 'file_sync[0].mode: expected an octal string like "0600", got "0999"'],
+  ['file_sync mode as integer', '[[file_sync]]\nhost = "~/x"\nguest = "~/x"\nmode = 644', 'file_sync[0].mode: expected an octal string like "0600", got 644'],
+  ['error names the entry index', '[[file_sync]]\nhost = "~/a"\nguest = "~/a"\n[[file_sync]]\nhost = "~/b"\nguest = "/tmp/b"', 'file_sync[1].guest: must be under ~/ or /root/'],
+  ['TOML syntax error', 'vmm = "auto"\n[vm_defaults\nvcpu = 2', 'line 2, column 13: Invalid TOML document: illegal character in key'],
+];
+
+for (const [what, text, message] of INVALID) {
+  test(`invalid: ${what}`, () => {
+    assert.throws(
+      () => parse(text),
+      (error: unknown) => {
+        assert.ok(error instanceof BangerError);
+        assert.equal(error.code, 'ERR_CONFIG_INVALID');
+        assert.equal(error.message, `${PATH}: ${message}`);
+        assert.match(error.hint ?? '', /docs\/config\.md/);
+        return true;
+      },
+    );
+  });
+}
+
+test('an empty file is all defaults', () => {
+  assert.deepEqual(parse(''), {
+    defaultImage: 'debian-bookworm',
+    vmm: 'auto',
+    kernelMirror: 'http://deb.debian.org/debian',
+    vmDefaults: {},
+    network: { bridge: 'banger0', subnet: '172.30.0.0/24' },
+    fileSync: [],
+  });
+});
+
+test('a full valid file parses to the expected values', () => {
+  const config = parse(`
+default_image = "my-image"
+vmm = "qemu"
+qemu_bin = "/opt/qemu/bin/qemu-system-x86_64"
+firecracker_bin = "/usr/local/bin/firecracker"
+kernel_mirror = "http://mirror.example/debian/"
+
+[vm_defaults]
+vcpu = 4
+memory = "2G"
+disk_size = "16GiB"
+
+[network]
+bridge = "br-banger"
+subnet = "10.77.0.0/16"
+
+[[file_sync]]
+host = "~/.aws"
+guest = "~/.aws"
+
+[[file_sync]]
+host = "/etc/gitconfig"
+guest = "/root/.gitconfig"
+mode = "0644"
+
+[[file_sync]]
+host = "~/bin/tool/"
+guest = "~/bin/tool"
+mode = "755"
+`);
+  assert.deepEqual(config, {
+    defaultImage: 'my-image',
+    vmm: 'qemu',
+    qemuBin: '/opt/qemu/bin/qemu-system-x86_64',
+    firecrackerBin: '/usr/local/bin/firecracker',
+    kernelMirror: 'http://mirror.example/debian',
+    vmDefaults: { vcpu: 4, memoryMiB: 2048, diskSizeBytes: 16 * 1024 ** 3 },
+    network: { bridge: 'br-banger', subnet: '10.77.0.0/16' },
+    fileSync: [
+      { host: '/home/u/.aws', guest: '/root/.aws' },
+      { host: '/etc/gitconfig', guest: '/root/.gitconfig', mode: 0o644 },
+      { host: '/home/u/bin/tool', guest: '/root/bin/tool', mode: 0o755 },
+    ],
+  });
+});
+
+test('memory accepts plain MiB integers', () => {
+  assert.equal(parse('[vm_defaults]\nmemory = 1536').vmDefaults.memoryMiB, 1536);
+  assert.equal(parse('[vm_defaults]\nmemory = "512M"').vmDefaults.memoryMiB, 512);
+});
