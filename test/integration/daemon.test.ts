@@ -81,6 +81,46 @@ describe('daemon lifecycle', () => {
   });
 });
 
+describe('signals and logs', () => {
+  let world: BangerWorld;
+  before(() => {
+    world = new BangerWorld();
+  });
+  after(() => {
+    world.close();
+  });
+
+  test('`daemon logs -f` follows new lines until interrupted', async () => {
+    assert.equal((await world.run(['daemon', 'start'])).code, 0);
+    const follower = world.spawn(['daemon', 'logs', '-f', '-n', '0']);
+    let stdout = '';
+    follower.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => {
+      follower.on('close', (code) => {
+        resolve(code);
+      });
+    });
+    // Keep asking until the follower has caught a request it did not see when it started.
+    await waitFor('the follower to print a new request', async () => {
+      await world.run(['debug', 'sleep', '4321']);
+      return stdout.includes('debug.sleep sleeping ms=4321');
+    });
+    follower.kill('SIGINT');
+    assert.equal(await exited, 0);
+    assert.ok(!stdout.includes('bangerd starting'), '-n 0 skipped the existing lines');
+  });
+
+  test('SIGTERM stops the daemon gracefully', async () => {
+    const [pid] = world.daemonPids();
+    assert.ok(pid !== undefined);
+    process.kill(pid, 'SIGTERM');
+    await waitFor('the daemon to exit', () => !processAlive(pid));
+    assert.ok(world.logLines().some((l) => l.pid === pid && l.msg === 'bangerd shutting down' && l.reason === 'SIGTERM'));
+    assert.ok(world.logLines().some((l) => l.pid === pid && l.msg === 'bangerd stopped'));
+    assert.throws(() => lstatSync(world.layout.socketPath), /ENOENT/);
+  });
+});
+
 describe('concurrent clients', () => {
   let world: BangerWorld;
   before(() => {
