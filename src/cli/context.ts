@@ -57,7 +57,12 @@ export function closeConnections(): void {
   for (const client of connections.splice(0)) client.close();
 }
 
-export function createContext(command: CommandLike): CliContext {
+export interface ContextOptions {
+  /** Don't announce an auto-started daemon (for `daemon start`, which reports it itself). */
+  quietStart?: boolean;
+}
+
+export function createContext(command: CommandLike, options: ContextOptions = {}): CliContext {
   const globals = command.optsWithGlobals();
   const out = new Output({ json: globals.json === true, verbose: globals.verbose === true });
   const pathEnv = currentPathEnv();
@@ -69,7 +74,7 @@ export function createContext(command: CommandLike): CliContext {
       uid: pathEnv.uid,
       autoStart,
       notice: (message) => {
-        out.notice(message);
+        if (options.quietStart !== true || !message.startsWith('started ')) out.notice(message);
       },
     });
     if (connection !== undefined) connections.push(connection.client);

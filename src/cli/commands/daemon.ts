@@ -19,7 +19,7 @@ daemon left over from an older banger build is replaced automatically.`,
     .command('start')
     .description('Start bangerd if it is not running')
     .action(async (_options, command) => {
-      const cli = createContext(command);
+      const cli = createContext(command, { quietStart: true });
       const before = await cli.runningDaemon();
       const ping = await (await cli.daemon()).call('ping', {}, { signal: cli.signal });
       const alreadyRunning = before?.ping.pid === ping.pid;
