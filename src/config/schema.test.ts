@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
+import { TomlError } from 'smol-toml';
+
 import { BangerError } from '../rpc/errors.js';
 import { parseConfig } from './schema.js';
 
@@ -19,11 +21,18 @@ const INVALID: [string, string, string][] = [
   ['bad vmm', 'vmm = "bochs"', 'vmm: expected "auto", "qemu" or "firecracker", got "bochs"'],
   ['relative qemu_bin', 'qemu_bin = "qemu"', 'qemu_bin: expected an absolute path, got "qemu"'],
   ['bad mirror', 'kernel_mirror = "ftp://x"', 'kernel_mirror: expected an http(s) URL, got "ftp://x"'],
+  ['mirror with a space', 'kernel_mirror = "http://a b/debian"', 'kernel_mirror: expected an http(s) URL, got "http://a b/debian"'],
+  ['wrong type for vmm', 'vmm = true', 'vmm: expected a string, got true'],
+  ['wrong type nested', '[network]\nbridge = 3', 'network.bridge: expected a string, got 3'],
   ['vcpu out of range', '[vm_defaults]\nvcpu = 0', 'vm_defaults.vcpu: expected an integer between 1 and 64, got 0'],
   ['vcpu not a number', '[vm_defaults]\nvcpu = "four"', 'vm_defaults.vcpu: expected an integer between 1 and 64, got "four"'],
   ['bad memory string', '[vm_defaults]\nmemory = "lots"', 'vm_defaults.memory: expected MiB between 128 and 1048576 (an integer, or a size like "2G"), got "lots"'],
   ['memory too small', '[vm_defaults]\nmemory = 64', 'vm_defaults.memory: expected MiB between 128 and 1048576 (an integer, or a size like "2G"), got 64'],
-  ['disk_size as integer', '[vm_defaults]\ndisk_size = 8', 'vm_defaults.disk_size: expected a size string with a unit like "8G", got 8'],
+  ['disk_size as integer', '[vm_defaults]\ndisk_size = 8', 'vm_defaults.disk_size: expected a size string with a unit like "8G" (a bare number is not allowed), got 8'],
+  ['disk_size not a size', '[vm_defaults]\ndisk_size = "big"', 'vm_defaults.disk_size: expected a size of at least 1G like "8G", got "big"'],
+  ['memory not whole MiB', '[vm_defaults]\nmemory = "1536K"', 'vm_defaults.memory: expected MiB between 128 and 1048576 (an integer, or a size like "2G"), got "1536K"'],
+  ['memory as a float', '[vm_defaults]\nmemory = 1024.5', 'vm_defaults.memory: expected MiB between 128 and 1048576 (an integer, or a size like "2G"), got 1024.5'],
+  ['vcpu too many', '[vm_defaults]\nvcpu = 65', 'vm_defaults.vcpu: expected an integer between 1 and 64, got 65'],
   ['disk_size too small', '[vm_defaults]\ndisk_size = "512M"', 'vm_defaults.disk_size: expected a size of at least 1G like "8G", got "512M"'],
   ['vm_defaults not a table', 'vm_defaults = 3', 'vm_defaults: expected a table, got 3'],
   ['public subnet', '[network]\nsubnet = "8.8.8.0/24"', 'network.subnet: "8.8.8.0/24" must be in a private range (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)'],
@@ -32,7 +41,12 @@ const INVALID: [string, string, string][] = [
   ['subnet garbage', '[network]\nsubnet = "lan"', 'network.subnet: "lan" is not an IPv4 CIDR like "172.30.0.0/24"'],
   ['bridge name', '[network]\nbridge = "a-very-long-bridge-name"', 'network.bridge: expected an interface name of 1-15 letters, digits, "_", "." or "-", got "a-very-long-bridge-name"'],
   ['file_sync not an array', 'file_sync = "x"', 'file_sync: expected an array of tables ([[file_sync]])'],
-  ['file_sync empty host', '[[file_sync]]\nhost = ""\nguest = "~/x"', 'file_sync[0].host: is required'],
+  ['file_sync empty host', '[[file_sync]]\nhost = ""\nguest = "~/x"', 'file_sync[0].host: must not be empty'],
+  ['file_sync missing host', '[[file_sync]]\nguest = "~/x"', 'file_sync[0].host: is required'],
+  ['file_sync empty guest', '[[file_sync]]\nhost = "~/x"\nguest = ""', 'file_sync[0].guest: must not be empty'],
+  ['file_sync host is bare ~', '[[file_sync]]\nhost = "~"\nguest = "~/x"', 'file_sync[0].host: must be absolute or start with ~/'],
+  ['file_sync host not a string', '[[file_sync]]\nhost = 1\nguest = "~/x"', 'file_sync[0].host: expected a string, got 1'],
+  ['file_sync entry not a table', 'file_sync = ["~/x"]', 'file_sync[0]: expected a table, got "~/x"'],
   ['file_sync missing guest', '[[file_sync]]\nhost = "~/x"', 'file_sync[0].guest: is required'],
   ['file_sync relative host', '[[file_sync]]\nhost = ".aws"\nguest = "~/.aws"', 'file_sync[0].host: must be absolute or start with ~/'],
   ['file_sync .. in host', '[[file_sync]]\nhost = "~/a/../../etc/shadow"\nguest = "~/x"', 'file_sync[0].host: must not contain ".."'],
@@ -42,7 +56,13 @@ const INVALID: [string, string, string][] = [
   ['file_sync guest outside', '[[file_sync]]\nhost = "~/x"\nguest = "/etc/x"', 'file_sync[0].guest: must be under ~/ or /root/'],
   ['file_sync guest /rootfoo', '[[file_sync]]\nhost = "~/x"\nguest = "/rootfoo/x"', 'file_sync[0].guest: must be under ~/ or /root/'],
   ['file_sync guest is /root', '[[file_sync]]\nhost = "~/x"\nguest = "/root"', 'file_sync[0].guest: must be under ~/ or /root/'],
+  ['file_sync guest is /root/', '[[file_sync]]\nhost = "~/x"\nguest = "/root/"', 'file_sync[0].guest: must be under ~/ or /root/'],
+  ['file_sync guest is bare ~', '[[file_sync]]\nhost = "~/x"\nguest = "~"', 'file_sync[0].guest: must be under ~/ or /root/'],
+  ['file_sync guest is ~/', '[[file_sync]]\nhost = "~/x"\nguest = "~/"', 'file_sync[0].guest: must be under ~/ or /root/'],
+  ['file_sync guest relative', '[[file_sync]]\nhost = "~/x"\nguest = ".aws"', 'file_sync[0].guest: must be under ~/ or /root/'],
   ['file_sync bad mode digits', '[[file_sync]]\nhost = "~/x"\nguest = "~/x"\nmode = "0999"', 'file_sync[0].mode: expected an octal string like "0600", got "0999"'],
+  ['file_sync mode too short', '[[file_sync]]\nhost = "~/x"\nguest = "~/x"\nmode = "60"', 'file_sync[0].mode: expected an octal string like "0600", got "60"'],
+  ['file_sync mode too long', '[[file_sync]]\nhost = "~/x"\nguest = "~/x"\nmode = "00600"', 'file_sync[0].mode: expected an octal string like "0600", got "00600"'],
   ['file_sync mode as integer', '[[file_sync]]\nhost = "~/x"\nguest = "~/x"\nmode = 644', 'file_sync[0].mode: expected an octal string like "0600", got 644'],
   ['error names the entry index', '[[file_sync]]\nhost = "~/a"\nguest = "~/a"\n[[file_sync]]\nhost = "~/b"\nguest = "/tmp/b"', 'file_sync[1].guest: must be under ~/ or /root/'],
   ['TOML syntax error', 'vmm = "auto"\n[vm_defaults\nvcpu = 2', 'line 2, column 13: Invalid TOML document: illegal character in key'],
@@ -57,6 +77,10 @@ for (const [what, text, message] of INVALID) {
         assert.equal(error.code, 'ERR_CONFIG_INVALID');
         assert.equal(error.message, `${PATH}: ${message}`);
         assert.match(error.hint ?? '', /docs\/config\.md/);
+        // The hint names the key to fix (or the line of a syntax error).
+        const key = /^unknown key "([^"]+)"$/.exec(message)?.[1] ?? /^([\w.[\]]+):/.exec(message)?.[1];
+        if (key !== undefined) assert.ok(error.hint?.includes(key), `hint ${JSON.stringify(error.hint)} names ${key}`);
+        else assert.match(error.hint ?? '', /line \d+/);
         return true;
       },
     );
@@ -124,4 +148,41 @@ mode = "755"
 test('memory accepts plain MiB integers', () => {
   assert.equal(parse('[vm_defaults]\nmemory = 1536').vmDefaults.memoryMiB, 1536);
   assert.equal(parse('[vm_defaults]\nmemory = "512M"').vmDefaults.memoryMiB, 512);
+});
+
+test('hints say what to do', () => {
+  const hintOf = (text: string): string | undefined => {
+    try {
+      parse(text);
+    } catch (error) {
+      if (error instanceof BangerError) return error.hint;
+    }
+    return undefined;
+  };
+  assert.equal(
+    hintOf('[vm_defaults]\ncpus = 2'),
+    'remove "vm_defaults.cpus" or correct its spelling; docs/config.md lists every key (`banger doctor` re-checks the file)',
+  );
+  assert.equal(
+    hintOf('[vm_defaults]\nvcpu = 0'),
+    'fix vm_defaults.vcpu; docs/config.md describes every key and its allowed values (`banger doctor` re-checks the file)',
+  );
+  assert.equal(hintOf('vmm = '), 'fix the TOML syntax at line 1; docs/config.md shows a complete example file');
+});
+
+test('a syntax error keeps the TOML error as its cause', () => {
+  assert.throws(
+    () => parse('[vm_defaults\n'),
+    (error: unknown) => error instanceof BangerError && error.cause instanceof TomlError,
+  );
+});
+
+test('parseConfig is pure: home comes from the caller', () => {
+  const config = parseConfig('[[file_sync]]\nhost = "~/.aws/"\nguest = "/root/.aws/"\nmode = "0755"', { path: PATH, home: '/srv/other' });
+  assert.deepEqual(config.fileSync, [{ host: '/srv/other/.aws', guest: '/root/.aws', mode: 0o755 }]);
+});
+
+test('file_sync is optional and defaults to none', () => {
+  assert.deepEqual(parse('vmm = "firecracker"').fileSync, []);
+  assert.equal(parse('vmm = "firecracker"').vmm, 'firecracker');
 });

@@ -1,4 +1,3 @@
-import { homedir } from 'node:os';
 import { posix } from 'node:path';
 
 import { parse, TomlError } from 'smol-toml';
@@ -65,8 +64,20 @@ const MIN_MEMORY_MIB = 128;
 const MAX_MEMORY_MIB = 1024 * 1024;
 const MIN_DISK_BYTES = 1024 ** 3;
 
-/** A validation failure at one key; turned into ERR_CONFIG_INVALID with the file path. */
-class Invalid extends Error {}
+/**
+ * A validation failure at one key; turned into ERR_CONFIG_INVALID with the
+ * file path. `key` is the dotted key (`vm_defaults.vcpu`, `file_sync[1].guest`)
+ * the hint tells the user to fix.
+ */
+class Invalid extends Error {
+  constructor(
+    readonly key: string,
+    detail: string,
+    readonly unknownKey = false,
+  ) {
+    super(unknownKey ? detail : `${key}: ${detail}`);
+  }
+}
 
 type Table = Record<string, unknown>;
 
@@ -83,49 +94,57 @@ function describe(value: unknown): string {
 
 function rejectUnknown(table: Table, known: readonly string[], prefix: string): void {
   for (const key of Object.keys(table)) {
-    if (!known.includes(key)) throw new Invalid(`unknown key "${prefix}${key}"`);
+    if (!known.includes(key)) throw new Invalid(`${prefix}${key}`, `unknown key "${prefix}${key}"`, true);
   }
 }
 
 function str(table: Table, key: string, label: string): string | undefined {
   const value = table[key];
   if (value === undefined) return undefined;
-  if (typeof value !== 'string') throw new Invalid(`${label}: expected a string, got ${describe(value)}`);
+  if (typeof value !== 'string') throw new Invalid(label, `expected a string, got ${describe(value)}`);
   return value;
 }
 
 function absolutePath(table: Table, key: string): string | undefined {
   const value = str(table, key, key);
-  if (value !== undefined && !posix.isAbsolute(value)) throw new Invalid(`${key}: expected an absolute path, got ${describe(value)}`);
+  if (value !== undefined && !posix.isAbsolute(value)) throw new Invalid(key, `expected an absolute path, got ${describe(value)}`);
   return value;
 }
 
-/** Parses and validates config.toml text. `path` only labels errors; `home` expands `~/` in file_sync. */
-export function parseConfig(text: string, source: { path: string; home?: string }): BangerConfig {
-  const home = source.home ?? homedir();
+/**
+ * Parses and validates config.toml text. Pure: `path` only labels errors and
+ * `home` (the host user's home directory) expands `~/` in file_sync hosts.
+ * Every failure is an ERR_CONFIG_INVALID whose message is `<path>: <detail>`.
+ */
+export function parseConfig(text: string, source: { path: string; home: string }): BangerConfig {
   let raw: Table;
   try {
     raw = parse(text);
   } catch (error) {
     if (error instanceof TomlError) {
       const firstLine = error.message.split('\n')[0] ?? error.message;
-      throw configError(source.path, `line ${error.line}, column ${error.column}: ${firstLine}`, error);
+      throw configError(
+        source.path,
+        `line ${error.line}, column ${error.column}: ${firstLine}`,
+        `fix the TOML syntax at line ${error.line}; docs/config.md shows a complete example file`,
+        error,
+      );
     }
-    throw configError(source.path, (error as Error).message, error);
+    throw error;
   }
   try {
-    return validate(raw, home);
+    return validate(raw, source.home);
   } catch (error) {
-    if (error instanceof Invalid) throw configError(source.path, error.message);
-    throw error;
+    if (!(error instanceof Invalid)) throw error;
+    const hint = error.unknownKey
+      ? `remove "${error.key}" or correct its spelling; docs/config.md lists every key`
+      : `fix ${error.key}; docs/config.md describes every key and its allowed values`;
+    throw configError(source.path, error.message, `${hint} (\`banger doctor\` re-checks the file)`);
   }
 }
 
-function configError(path: string, detail: string, cause?: unknown): BangerError {
-  return new BangerError('ERR_CONFIG_INVALID', `${path}: ${detail}`, {
-    cause,
-    hint: 'fix or remove that entry; docs/config.md lists every key (`banger doctor` re-checks the file)',
-  });
+function configError(path: string, detail: string, hint: string, cause?: unknown): BangerError {
+  return new BangerError('ERR_CONFIG_INVALID', `${path}: ${detail}`, { cause, hint });
 }
 
 function validate(raw: Table, home: string): BangerConfig {
@@ -134,14 +153,14 @@ function validate(raw: Table, home: string): BangerConfig {
 
   const image = str(raw, 'default_image', 'default_image');
   if (image !== undefined) {
-    if (!NAME_PATTERN.test(image)) throw new Invalid(`default_image: ${describe(image)} is not a valid image name (lowercase letters, digits and dashes)`);
+    if (!NAME_PATTERN.test(image)) throw new Invalid('default_image', `${describe(image)} is not a valid image name (lowercase letters, digits and dashes)`);
     config.defaultImage = image;
   }
 
   const vmm = str(raw, 'vmm', 'vmm');
   if (vmm !== undefined) {
     if (vmm !== 'auto' && vmm !== 'qemu' && vmm !== 'firecracker') {
-      throw new Invalid(`vmm: expected "auto", "qemu" or "firecracker", got ${describe(vmm)}`);
+      throw new Invalid('vmm', `expected "auto", "qemu" or "firecracker", got ${describe(vmm)}`);
     }
     config.vmm = vmm;
   }
@@ -153,27 +172,27 @@ function validate(raw: Table, home: string): BangerConfig {
 
   const mirror = str(raw, 'kernel_mirror', 'kernel_mirror');
   if (mirror !== undefined) {
-    if (!/^https?:\/\/[^\s/]+/.test(mirror)) throw new Invalid(`kernel_mirror: expected an http(s) URL, got ${describe(mirror)}`);
+    if (!isHttpUrl(mirror)) throw new Invalid('kernel_mirror', `expected an http(s) URL, got ${describe(mirror)}`);
     config.kernelMirror = mirror.replace(/\/+$/, '');
   }
 
   if (raw.vm_defaults !== undefined) config.vmDefaults = validateVmDefaults(raw.vm_defaults);
   if (raw.network !== undefined) config.network = validateNetwork(raw.network);
   if (raw.file_sync !== undefined) {
-    if (!Array.isArray(raw.file_sync)) throw new Invalid('file_sync: expected an array of tables ([[file_sync]])');
+    if (!Array.isArray(raw.file_sync)) throw new Invalid('file_sync', 'expected an array of tables ([[file_sync]])');
     config.fileSync = raw.file_sync.map((entry, index) => validateFileSync(entry, index, home));
   }
   return config;
 }
 
 function validateVmDefaults(value: unknown): VmDefaultsConfig {
-  if (!isTable(value)) throw new Invalid(`vm_defaults: expected a table, got ${describe(value)}`);
+  if (!isTable(value)) throw new Invalid('vm_defaults', `expected a table, got ${describe(value)}`);
   rejectUnknown(value, ['vcpu', 'memory', 'disk_size'], 'vm_defaults.');
   const result: VmDefaultsConfig = {};
   const { vcpu, memory, disk_size: diskSize } = value;
   if (vcpu !== undefined) {
     if (typeof vcpu !== 'number' || !Number.isInteger(vcpu) || vcpu < 1 || vcpu > 64) {
-      throw new Invalid(`vm_defaults.vcpu: expected an integer between 1 and 64, got ${describe(vcpu)}`);
+      throw new Invalid('vm_defaults.vcpu', `expected an integer between 1 and 64, got ${describe(vcpu)}`);
     }
     result.vcpu = vcpu;
   }
@@ -185,19 +204,20 @@ function validateVmDefaults(value: unknown): VmDefaultsConfig {
       if (bytes !== undefined && bytes % 1024 ** 2 === 0) mib = bytes / 1024 ** 2;
     }
     if (mib === undefined || mib < MIN_MEMORY_MIB || mib > MAX_MEMORY_MIB) {
-      throw new Invalid(
-        `vm_defaults.memory: expected MiB between ${MIN_MEMORY_MIB} and ${MAX_MEMORY_MIB} (an integer, or a size like "2G"), got ${describe(memory)}`,
-      );
+      throw new Invalid('vm_defaults.memory', `expected MiB between ${MIN_MEMORY_MIB} and ${MAX_MEMORY_MIB} (an integer, or a size like "2G"), got ${describe(memory)}`);
     }
     result.memoryMiB = mib;
   }
   if (diskSize !== undefined) {
+    if (typeof diskSize === 'number') {
+      throw new Invalid('vm_defaults.disk_size', `expected a size string with a unit like "8G" (a bare number is not allowed), got ${describe(diskSize)}`);
+    }
     if (typeof diskSize !== 'string') {
-      throw new Invalid(`vm_defaults.disk_size: expected a size string with a unit like "8G", got ${describe(diskSize)}`);
+      throw new Invalid('vm_defaults.disk_size', `expected a size string with a unit like "8G", got ${describe(diskSize)}`);
     }
     const bytes = parseSizeOrUndefined(diskSize);
     if (bytes === undefined || bytes < MIN_DISK_BYTES) {
-      throw new Invalid(`vm_defaults.disk_size: expected a size of at least 1G like "8G", got ${describe(diskSize)}`);
+      throw new Invalid('vm_defaults.disk_size', `expected a size of at least 1G like "8G", got ${describe(diskSize)}`);
     }
     result.diskSizeBytes = bytes;
   }
@@ -205,15 +225,15 @@ function validateVmDefaults(value: unknown): VmDefaultsConfig {
 }
 
 function validateNetwork(value: unknown): BangerConfig['network'] {
-  if (!isTable(value)) throw new Invalid(`network: expected a table, got ${describe(value)}`);
+  if (!isTable(value)) throw new Invalid('network', `expected a table, got ${describe(value)}`);
   rejectUnknown(value, ['bridge', 'subnet'], 'network.');
   const bridge = str(value, 'bridge', 'network.bridge') ?? DEFAULT_BRIDGE;
   if (!BRIDGE_PATTERN.test(bridge)) {
-    throw new Invalid(`network.bridge: expected an interface name of 1-15 letters, digits, "_", "." or "-", got ${describe(bridge)}`);
+    throw new Invalid('network.bridge', `expected an interface name of 1-15 letters, digits, "_", "." or "-", got ${describe(bridge)}`);
   }
   const subnet = str(value, 'subnet', 'network.subnet') ?? DEFAULT_SUBNET;
   const problem = subnetProblem(subnet);
-  if (problem !== undefined) throw new Invalid(`network.subnet: ${describe(subnet)} ${problem}`);
+  if (problem !== undefined) throw new Invalid('network.subnet', `${describe(subnet)} ${problem}`);
   return { bridge, subnet };
 }
 
@@ -234,30 +254,42 @@ function subnetProblem(subnet: string): string | undefined {
   return undefined;
 }
 
+function isHttpUrl(text: string): boolean {
+  if (/\s/.test(text)) return false;
+  try {
+    const url = new URL(text);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '' && url.search === '' && url.hash === '';
+  } catch {
+    return false;
+  }
+}
+
 function hasDotDot(path: string): boolean {
   return path.split('/').includes('..');
 }
 
 function validateFileSync(value: unknown, index: number, home: string): FileSyncEntry {
   const label = `file_sync[${index}]`;
-  if (!isTable(value)) throw new Invalid(`${label}: expected a table, got ${describe(value)}`);
+  if (!isTable(value)) throw new Invalid(label, `expected a table, got ${describe(value)}`);
   rejectUnknown(value, ['host', 'guest', 'mode'], `${label}.`);
 
   const host = str(value, 'host', `${label}.host`);
-  if (host === undefined || host === '') throw new Invalid(`${label}.host: is required`);
-  if (/^~[^/]/.test(host)) throw new Invalid(`${label}.host: ~user paths are not supported, use ~/ or an absolute path`);
-  if (!host.startsWith('~/') && !host.startsWith('/')) throw new Invalid(`${label}.host: must be absolute or start with ~/`);
-  if (hasDotDot(host)) throw new Invalid(`${label}.host: must not contain ".."`);
-  if (host === '~/' || host === '/') throw new Invalid(`${label}.host: must name a file or directory, not ${describe(host)}`);
+  if (host === undefined) throw new Invalid(`${label}.host`, 'is required');
+  if (host === '') throw new Invalid(`${label}.host`, 'must not be empty');
+  if (/^~[^/]/.test(host)) throw new Invalid(`${label}.host`, '~user paths are not supported, use ~/ or an absolute path');
+  if (!host.startsWith('~/') && !host.startsWith('/')) throw new Invalid(`${label}.host`, 'must be absolute or start with ~/');
+  if (hasDotDot(host)) throw new Invalid(`${label}.host`, 'must not contain ".."');
+  if (host === '~/' || host === '/') throw new Invalid(`${label}.host`, `must name a file or directory, not ${describe(host)}`);
 
   const guest = str(value, 'guest', `${label}.guest`);
-  if (guest === undefined || guest === '') throw new Invalid(`${label}.guest: is required`);
-  if (/^~[^/]/.test(guest)) throw new Invalid(`${label}.guest: ~user paths are not supported, use ~/ or /root/`);
-  if (hasDotDot(guest)) throw new Invalid(`${label}.guest: must not contain ".."`);
+  if (guest === undefined) throw new Invalid(`${label}.guest`, 'is required');
+  if (guest === '') throw new Invalid(`${label}.guest`, 'must not be empty');
+  if (/^~[^/]/.test(guest)) throw new Invalid(`${label}.guest`, '~user paths are not supported, use ~/ or /root/');
+  if (hasDotDot(guest)) throw new Invalid(`${label}.guest`, 'must not contain ".."');
   const guestPath = guest.startsWith('~/') ? '/root/' + guest.slice(2) : guest;
   const normalizedGuest = posix.normalize(guestPath).replace(/\/+$/, '');
   if (!normalizedGuest.startsWith('/root/') || normalizedGuest === '/root') {
-    throw new Invalid(`${label}.guest: must be under ~/ or /root/`);
+    throw new Invalid(`${label}.guest`, 'must be under ~/ or /root/');
   }
 
   const entry: FileSyncEntry = {
@@ -267,7 +299,7 @@ function validateFileSync(value: unknown, index: number, home: string): FileSync
   const mode = value.mode;
   if (mode !== undefined) {
     if (typeof mode !== 'string' || !MODE_PATTERN.test(mode)) {
-      throw new Invalid(`${label}.mode: expected an octal string like "0600", got ${describe(mode)}`);
+      throw new Invalid(`${label}.mode`, `expected an octal string like "0600", got ${describe(mode)}`);
     }
     entry.mode = parseInt(mode, 8);
   }
