@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { dirname } from 'node:path';
 
 import Database from 'better-sqlite3';
 
@@ -17,6 +18,8 @@ const BUSY_TIMEOUT_MS = 5000;
 /**
  * banger's SQLite store. `openStore` is for the daemon (creates the file and
  * migrates it); `openReadOnly` is for diagnostics that must change nothing.
+ * Repositories (vms, images, kernels) build on `db` and make their changes
+ * through `write`.
  */
 export class Store {
   readonly db: Database.Database;
@@ -36,6 +39,32 @@ export class Store {
     return this.appliedMigrations().at(-1)?.id ?? 0;
   }
 
+  /**
+   * Runs `fn` in a transaction (nested calls become savepoints) and returns
+   * its result. A read-only store refuses with ERR_STORE_READ_ONLY before
+   * running anything; a write SQLite rejects as read-only is reported the
+   * same way. Everything else thrown by `fn` passes through unchanged after
+   * the rollback.
+   */
+  write<T>(fn: (db: Database.Database) => T): T {
+    if (this.readOnly) {
+      throw new BangerError('ERR_STORE_READ_ONLY', 'the store was opened read-only; refusing to write', {
+        hint: 'diagnostics open the store read-only; changes go through the daemon',
+      });
+    }
+    try {
+      return this.db.transaction(() => fn(this.db))();
+    } catch (error) {
+      if (isSqliteReadOnly(error)) {
+        throw new BangerError('ERR_STORE_READ_ONLY', `cannot write the store at ${this.db.name}: ${error.message}`, {
+          cause: error,
+          hint: `check that ${this.db.name} and its directory are writable by you`,
+        });
+      }
+      throw error;
+    }
+  }
+
   close(): void {
     if (this.db.open) this.db.close();
   }
@@ -43,8 +72,12 @@ export class Store {
 
 /**
  * Opens (creating if needed) and migrates the store. The parent directory
- * must exist. Every connection gets the same profile: WAL, busy timeout,
- * foreign keys, synchronous=NORMAL (safe with WAL).
+ * must already exist; it is not created here. Every connection gets the same
+ * profile: WAL, busy timeout, foreign keys, synchronous=NORMAL (safe with
+ * WAL). `migrations` defaults to the built-in ones in ./migrations/.
+ *
+ * A database newer than the known migrations is refused (ERR_STORE_TOO_NEW)
+ * before anything writes to it, including the switch to WAL.
  */
 export function openStore(path: string, options: { migrations?: readonly Migration[] } = {}): Store {
   let db: Database.Database;
@@ -71,18 +104,23 @@ export function openStore(path: string, options: { migrations?: readonly Migrati
 }
 
 /**
- * Opens an existing store for reading only: no migrations, no journal-mode
- * switch, and SQLite itself rejects writes. A missing file is an error up
- * front rather than an empty database created behind the caller's back.
+ * Opens an existing store for reading only (`banger doctor`): no migrations,
+ * no journal-mode switch, and SQLite itself rejects writes (SQLITE_READONLY).
+ * A missing file is ERR_STORE_MISSING up front rather than an empty database
+ * created behind the caller's back. Note that reading a WAL database can leave
+ * its -wal/-shm side files behind; the data itself is never changed.
  */
 export function openReadOnly(path: string): Store {
-  if (!existsSync(path)) {
-    throw new BangerError('ERR_STORE_MISSING', `no store at ${path}`, { hint: 'the daemon creates it on first start' });
-  }
   let db: Database.Database;
   try {
     db = new Database(path, { readonly: true, fileMustExist: true });
   } catch (error) {
+    if (!existsSync(path)) {
+      throw new BangerError('ERR_STORE_MISSING', `no store at ${path}`, {
+        cause: error,
+        hint: 'the daemon creates it on first start',
+      });
+    }
     throw openError(path, error);
   }
   try {
@@ -97,9 +135,18 @@ export function openReadOnly(path: string): Store {
   return new Store(db, true);
 }
 
+function isSqliteReadOnly(error: unknown): error is Error {
+  // SQLITE_READONLY and its extended codes (SQLITE_READONLY_DBMOVED, ...).
+  return error instanceof Database.SqliteError && error.code.startsWith('SQLITE_READONLY');
+}
+
 function openError(path: string, error: unknown): BangerError {
-  return new BangerError('ERR_STORE_OPEN', `cannot open the store at ${path}: ${(error as Error).message}`, {
+  const dir = dirname(path);
+  const reason = error instanceof Error ? error.message : String(error);
+  return new BangerError('ERR_STORE_OPEN', `cannot open the store at ${path}: ${reason}`, {
     cause: error,
-    hint: `check that ${path} is a readable SQLite database and its directory is writable`,
+    hint: existsSync(dir)
+      ? `check that ${path} is a readable SQLite database and ${dir} is writable`
+      : `${dir} does not exist; the daemon creates the state dir when it starts`,
   });
 }

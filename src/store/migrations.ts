@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 
 import type { Database } from 'better-sqlite3';
 
-import { BangerError } from '../rpc/errors.js';
+import { BangerError, hasErrnoCode } from '../rpc/errors.js';
 
 /**
  * Schema migrations: numbered SQL files in ./migrations, applied in order,
@@ -26,16 +26,30 @@ const FILE_PATTERN = /^(\d{4,})-([a-z0-9]+(?:-[a-z0-9]+)*)\.sql$/;
 /** The migrations shipped with this build (copied next to the compiled module). */
 export const BUILTIN_MIGRATIONS_DIR = new URL('./migrations/', import.meta.url);
 
-/** Reads `NNNN-kebab-name.sql` files, sorted by id. */
+/**
+ * Reads the `*.sql` files in `dir`, which must all be named
+ * `NNNN-kebab-name.sql` (id of 4 or more digits), sorted by id. Other files are
+ * ignored. Two files with the same id are ERR_MIGRATION_DUPLICATE.
+ */
 export function loadMigrations(dir: URL | string = BUILTIN_MIGRATIONS_DIR): Migration[] {
   const path = typeof dir === 'string' ? dir : fileURLToPath(dir);
+  let files: string[];
+  try {
+    files = readdirSync(path).sort();
+  } catch (error) {
+    if (!hasErrnoCode(error, 'ENOENT')) throw error;
+    throw new BangerError('ERR_MIGRATION_FAILED', `no migrations directory at ${path}`, {
+      cause: error,
+      hint: 'this banger installation is incomplete (the build copies src/**/*.sql into dist/); reinstall banger',
+    });
+  }
   const migrations: Migration[] = [];
-  for (const file of readdirSync(path).sort()) {
+  for (const file of files) {
     if (!file.endsWith('.sql')) continue;
     const match = FILE_PATTERN.exec(file);
     if (match === null) {
-      throw new BangerError('ERR_MIGRATION_FAILED', `malformed migration file name "${file}"`, {
-        hint: 'migration files are named NNNN-kebab-case-name.sql',
+      throw new BangerError('ERR_MIGRATION_FAILED', `malformed migration file name "${file}" in ${path}`, {
+        hint: 'migration files are named NNNN-kebab-case-name.sql: a 4+ digit id, then lowercase words joined by dashes',
       });
     }
     const [, id = '', name = ''] = match;
@@ -46,7 +60,7 @@ export function loadMigrations(dir: URL | string = BUILTIN_MIGRATIONS_DIR): Migr
   return migrations;
 }
 
-/** Ids must be unique positive integers; the list must be in ascending order. */
+/** Ids must be unique positive integers; the list must be in strictly ascending order. */
 export function validateMigrations(migrations: readonly Migration[]): void {
   const seen = new Set<number>();
   let previous = 0;
@@ -60,7 +74,9 @@ export function validateMigrations(migrations: readonly Migration[]): void {
       });
     }
     if (m.id < previous) {
-      throw new BangerError('ERR_MIGRATION_FAILED', `migration ${m.id} ("${m.name}") is out of order after ${previous}`);
+      throw new BangerError('ERR_MIGRATION_FAILED', `migration ${m.id} ("${m.name}") is out of order after ${previous}`, {
+        hint: 'list migrations in ascending id order',
+      });
     }
     seen.add(m.id);
     previous = m.id;
@@ -95,17 +111,26 @@ export function refuseNewerDatabase(db: Database, migrations: readonly Migration
     throw new BangerError(
       'ERR_STORE_TOO_NEW',
       `the database is at schema version ${newestRecorded}, newer than this banger knows (${newestKnown})`,
-      { hint: 'it was written by a newer banger: upgrade banger (the database was not changed)' },
+      { hint: 'this state.db was written by a newer banger; upgrade banger to use it (the database was left unchanged)' },
     );
   }
   return recorded;
 }
 
 /**
- * Applies every known migration the database has not recorded. A known id
- * that is missing is applied even when higher ids are present (ids may have
- * gaps; recorded ids are what count). A database that records an id higher
- * than any known one was written by a newer banger and is refused untouched.
+ * Applies, in id order, every known migration the database has not recorded,
+ * each in its own transaction together with its schema_migrations row: on
+ * failure that migration leaves nothing behind (earlier ones stay applied)
+ * and ERR_MIGRATION_FAILED names it.
+ *
+ * What runs is decided per id, not by a high-water mark: ids may have gaps,
+ * and a known id missing from the database is applied even when higher ids
+ * are recorded. Skipping it would silently leave the schema without something
+ * the code relies on; applying it at worst fails loudly (and rolls back).
+ *
+ * A database that records an id higher than any known one was written by a
+ * newer banger: it is refused with ERR_STORE_TOO_NEW before anything is
+ * written (not even schema_migrations is created).
  */
 export function runMigrations(db: Database, migrations: readonly Migration[]): { applied: number[] } {
   const recorded = refuseNewerDatabase(db, migrations);
@@ -126,7 +151,7 @@ export function runMigrations(db: Database, migrations: readonly Migration[]): {
     try {
       apply();
     } catch (error) {
-      throw new BangerError('ERR_MIGRATION_FAILED', `migration ${migration.id} (${migration.name}) failed: ${(error as Error).message}`, {
+      throw new BangerError('ERR_MIGRATION_FAILED', `migration ${migration.id} (${migration.name}) failed: ${error instanceof Error ? error.message : String(error)}`, {
         cause: error,
         hint: 'nothing of this migration was applied; see `banger daemon logs` and report it',
       });
