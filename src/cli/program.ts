@@ -7,6 +7,7 @@ import { completionCommand } from './commands/completion.js';
 import { daemonCommand } from './commands/daemon.js';
 import { debugCommand } from './commands/debug.js';
 import { doctorCommand } from './commands/doctor.js';
+import { kernelCommand } from './commands/kernel.js';
 import { versionCommand } from './commands/version.js';
 import { closeConnections, exitCodeRequested, installInterruptHandler } from './context.js';
 import { EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
@@ -30,6 +31,7 @@ Getting started:
 Exit status: 0 success, 1 failure, 2 usage error.`,
     );
   program.addCommand(daemonCommand());
+  program.addCommand(kernelCommand());
   program.addCommand(doctorCommand());
   program.addCommand(versionCommand());
   const completion = completionCommand(program as unknown as BaseCommand);

@@ -24,3 +24,11 @@ export const RUNTIME_FALLBACK_PREFIX = 'banger-runtime-';
 
 /** Under the cache dir ($XDG_CACHE_HOME/banger). */
 export const DOWNLOADS_DIR = 'downloads';
+
+/** Inside a kernel's directory (`kernels/<id>/`). */
+export const KERNEL_VMLINUX = 'vmlinux';
+export const KERNEL_INITRAMFS = 'initramfs.cpio';
+export const KERNEL_MODULES_DIR = 'modules';
+
+/** Prefix of in-progress directories; whatever carries it after a crash is garbage. */
+export const STAGING_PREFIX = '.staging-';

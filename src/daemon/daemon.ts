@@ -1,11 +1,14 @@
 import { mkdirSync, rmSync } from 'node:fs';
 
 import { loadConfig } from '../config/load.js';
+import type { BangerConfig } from '../config/schema.js';
 import { currentPathEnv, resolveLayout, type PathEnv } from '../config/paths.js';
 import { ensureRuntimeDir } from '../config/runtime-dir.js';
 import { buildInfo } from '../build-info.js';
 import { BangerError, toBangerError } from '../rpc/errors.js';
+import { KernelService } from '../services/kernel/kernel-service.js';
 import { openStore, type Store } from '../store/database.js';
+import { KernelsRepo } from '../store/kernels-repo.js';
 import { createHandlers } from './handlers.js';
 import { InstanceLock } from './instance-lock.js';
 import { createDaemonLogger, type Logger } from './logger.js';
@@ -38,10 +41,11 @@ export async function runDaemon(pathEnv: PathEnv = currentPathEnv()): Promise<nu
 
   let lock: InstanceLock | undefined;
   let store: Store | undefined;
+  let config: BangerConfig;
   try {
     ensureRuntimeDir(layout.runtimeDir, pathEnv.uid);
     lock = await InstanceLock.acquire(layout.runtimeDir, LOCK_WAIT_MS);
-    loadConfig(layout.configFile, pathEnv.home);
+    config = loadConfig(layout.configFile, pathEnv.home);
     store = openStore(layout.storePath);
   } catch (thrown) {
     store?.close();
@@ -66,9 +70,12 @@ export async function runDaemon(pathEnv: PathEnv = currentPathEnv()): Promise<nu
 
   const openedStore = store;
   const heldLock = lock;
+  const kernels = new KernelService({ layout, kernels: new KernelsRepo(openedStore), mirror: config.kernelMirror, env: pathEnv.env });
+  kernels.sweepStaging();
   const server: RpcServer = new RpcServer(
     createHandlers({
       layout,
+      kernels,
       startedAt,
       inFlight: () => server.inFlightCount,
       requestShutdown: (reason) => {

@@ -4,13 +4,18 @@ import { test } from 'node:test';
 import { resolveLayout } from '../config/paths.js';
 import { BangerError } from '../rpc/errors.js';
 import { methods } from '../rpc/methods.js';
+import { KernelService } from '../services/kernel/kernel-service.js';
+import { openStore } from '../store/database.js';
+import { KernelsRepo } from '../store/kernels-repo.js';
 import { createHandlers } from './handlers.js';
 import { createDaemonLogger } from './logger.js';
 
 const layout = resolveLayout({ env: {}, uid: 1000, home: '/home/test' });
 
+const kernels = new KernelService({ layout, kernels: new KernelsRepo(openStore(':memory:')), mirror: 'http://deb.debian.org/debian', env: {} });
+
 function handlers(requestShutdown: (reason: string) => void = () => undefined): ReturnType<typeof createHandlers> {
-  return createHandlers({ layout, startedAt: new Date(), inFlight: () => 1, requestShutdown });
+  return createHandlers({ layout, kernels, startedAt: new Date(), inFlight: () => 1, requestShutdown });
 }
 
 test('every method in the table has a handler, and no handler lacks a method', () => {
@@ -23,6 +28,7 @@ const ctx = {
   opId: 'op_test',
   signal: new AbortController().signal,
   log: createDaemonLogger('/dev/null'),
+  progress: () => undefined,
 };
 
 test('ping reports this process and its paths', async () => {

@@ -3,10 +3,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Layout } from '../config/paths.js';
 import { buildInfo } from '../build-info.js';
 import { BangerError } from '../rpc/errors.js';
+import type { KernelService } from '../services/kernel/kernel-service.js';
+import { createKernelHandlers } from './kernel-handlers.js';
 import type { DaemonHandlers } from './rpc-server.js';
 
 export interface HandlerDeps {
   layout: Layout;
+  kernels: KernelService;
   startedAt: Date;
   inFlight: () => number;
   /** Starts a graceful shutdown after the current response has been sent. */
@@ -19,6 +22,7 @@ const MAX_SLEEP_MS = 10 * 60 * 1000;
 export function createHandlers(deps: HandlerDeps): DaemonHandlers {
   const { version, buildId } = buildInfo();
   return {
+    ...createKernelHandlers(deps.kernels),
     ping: () =>
       Promise.resolve({
         pid: process.pid,

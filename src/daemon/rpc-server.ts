@@ -11,19 +11,12 @@ import {
 } from 'vscode-jsonrpc/node';
 
 import { BangerError, toBangerError } from '../rpc/errors.js';
-import { methods, type MethodKey, type ParamsOf, type ResultOf } from '../rpc/methods.js';
+import { methods, PROGRESS_NOTIFICATION, type MethodKey, type ParamsOf, type ProgressEvent, type ResultOf } from '../rpc/methods.js';
 import { encodeError } from '../rpc/wire.js';
+import type { OpContext } from '../services/op-context.js';
 import type { Logger } from './logger.js';
 
-/** What a handler gets besides its params. */
-export interface OpContext {
-  /** Unique id of this request: in every log line it causes and in its error response. */
-  opId: string;
-  /** Aborted when the client cancels or disconnects, or when shutdown gives up waiting. */
-  signal: AbortSignal;
-  /** The daemon logger bound to this request's op_id and method. */
-  log: Logger;
-}
+export type { OpContext };
 
 export type DaemonHandlers = {
   [K in MethodKey]: (params: ParamsOf<K>, ctx: OpContext) => Promise<ResultOf<K>>;
@@ -134,7 +127,7 @@ export class RpcServer {
         let finished!: () => void;
         const inFlight: InFlight = { controller, done: new Promise<void>((resolve) => (finished = resolve)) };
         this.#inFlight.add(inFlight);
-        const result = this.#serve(key, params, controller);
+        const result = this.#serve(key, params, controller, connection);
         void result
           .catch(() => undefined)
           .then(() => {
@@ -148,7 +141,7 @@ export class RpcServer {
     connection.listen();
   }
 
-  async #serve(key: MethodKey, params: unknown, controller: AbortController): Promise<unknown> {
+  async #serve(key: MethodKey, params: unknown, controller: AbortController, connection: MessageConnection): Promise<unknown> {
     const opId = `op_${randomBytes(6).toString('hex')}`;
     const method = methods[key].name;
     const log = this.#log.child({ op_id: opId, method });
@@ -157,8 +150,21 @@ export class RpcServer {
     if (quiet) log.debug('request started');
     else log.info('request started');
     const handler = this.#handlers[key] as (params: unknown, ctx: OpContext) => Promise<unknown>;
+    const token = (params as { progressToken?: unknown } | undefined)?.progressToken;
+    let lastStage: string | undefined;
+    const progress: OpContext['progress'] = (stage, detail, counts) => {
+      if (stage !== lastStage) log.info({ stage, detail }, 'progress');
+      lastStage = stage;
+      if (typeof token !== 'string' || controller.signal.aborted) return;
+      const event: ProgressEvent = { token, stage, detail };
+      if (counts !== undefined) {
+        event.current = counts.current;
+        if (counts.total !== undefined) event.total = counts.total;
+      }
+      void connection.sendNotification(PROGRESS_NOTIFICATION, event).catch(() => undefined);
+    };
     try {
-      const result = await handler(params ?? {}, { opId, signal: controller.signal, log });
+      const result = await handler(params ?? {}, { opId, signal: controller.signal, log, progress });
       const ms = Math.round(performance.now() - started);
       if (quiet) log.debug({ ms }, 'request finished');
       else log.info({ ms }, 'request finished');

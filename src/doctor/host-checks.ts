@@ -1,7 +1,9 @@
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 
 import { findExecutable, isStaticElf } from '../host/executables.js';
 import { detectKvm, type KvmHost } from '../host/kvm.js';
+import { DEBIAN_KEYRING } from '../services/debian/archive.js';
 import { check, type CheckResult } from './report.js';
 
 export function architectureCheck(arch: string = process.arch): CheckResult {
@@ -57,6 +59,8 @@ const HOST_TOOLS: readonly ToolSpec[] = [
   { name: 'ssh', pkg: 'openssh-client', purpose: '`banger vm ssh`', required: true },
   { name: 'git', pkg: 'git', purpose: 'copying repos into VMs', required: true },
   { name: 'zstd', pkg: 'zstd', purpose: 'unpacking images', required: true },
+  { name: 'xz', pkg: 'xz-utils', purpose: 'unpacking Debian packages and indexes', required: true },
+  { name: 'gpgv', pkg: 'gpgv', purpose: "verifying Debian's signed archive index", required: true },
 ];
 
 /** Binary paths configured in config.toml (qemu_bin, firecracker_bin); unset means search PATH. */
@@ -71,7 +75,14 @@ export function hostToolChecks(env: NodeJS.ProcessEnv, configured: ConfiguredBin
     firecrackerCheck(env, configured.firecrackerBin),
     busyboxCheck(env),
     ...HOST_TOOLS.map((tool) => toolCheck(tool, env)),
+    keyringCheck(),
   ];
+}
+
+export function keyringCheck(path: string = DEBIAN_KEYRING): CheckResult {
+  return existsSync(path)
+    ? check('debian-keyring', 'debian keyring', 'pass', path)
+    : check('debian-keyring', 'debian keyring', 'fail', `${path} is missing (needed to verify kernel and image downloads)`, 'apt-get install debian-archive-keyring');
 }
 
 function toolCheck(tool: ToolSpec, env: NodeJS.ProcessEnv): CheckResult {

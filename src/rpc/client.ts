@@ -9,12 +9,16 @@ import {
 } from 'vscode-jsonrpc/node';
 
 import { BangerError } from './errors.js';
-import { methods, type MethodKey, type ParamsOf, type ResultOf } from './methods.js';
+import { randomBytes } from 'node:crypto';
+
+import { methods, PROGRESS_NOTIFICATION, type MethodKey, type ParamsOf, type ProgressEvent, type ResultOf } from './methods.js';
 import { decodeError } from './wire.js';
 
 export interface CallOptions {
   /** Aborting sends a JSON-RPC cancellation for the request and rejects with ERR_CANCELLED. */
   signal?: AbortSignal | undefined;
+  /** Receives the request's progress events (the method must accept a progressToken). */
+  onProgress?: ((event: ProgressEvent) => void) | undefined;
 }
 
 /** A connection to bangerd that speaks the typed method table. */
@@ -22,12 +26,16 @@ export class RpcClient {
   readonly #socket: Socket;
   readonly #connection: MessageConnection;
   #isClosed = false;
+  readonly #progressListeners = new Map<string, (event: ProgressEvent) => void>();
 
   private constructor(socket: Socket) {
     this.#socket = socket;
     this.#connection = createMessageConnection(new SocketMessageReader(socket), new SocketMessageWriter(socket));
     this.#connection.onClose(() => {
       this.#isClosed = true;
+    });
+    this.#connection.onNotification(PROGRESS_NOTIFICATION, (event: ProgressEvent) => {
+      this.#progressListeners.get(event.token)?.(event);
     });
     this.#connection.listen();
   }
@@ -58,10 +66,18 @@ export class RpcClient {
         return;
       }
       const source = new CancellationTokenSource();
+      let sentParams: object = params as object;
+      let progressToken: string | undefined;
+      if (options.onProgress !== undefined) {
+        progressToken = randomBytes(8).toString('hex');
+        this.#progressListeners.set(progressToken, options.onProgress);
+        sentParams = { ...(params as object), progressToken };
+      }
       let settled = false;
       const settle = (action: () => void): void => {
         if (settled) return;
         settled = true;
+        if (progressToken !== undefined) this.#progressListeners.delete(progressToken);
         signal?.removeEventListener('abort', onAbort);
         closeSubscription.dispose();
         source.dispose();
@@ -79,7 +95,7 @@ export class RpcClient {
         });
       });
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.#connection.sendRequest<ResultOf<K>>(methods[key].name, params, source.token).then(
+      this.#connection.sendRequest<ResultOf<K>>(methods[key].name, sentParams, source.token).then(
         (result) => {
           settle(() => {
             resolve(result);

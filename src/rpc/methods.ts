@@ -45,6 +45,67 @@ export interface SleepResult {
   sleptMs: number;
 }
 
+/**
+ * Live progress of a long request. The client puts a `progressToken` in the
+ * params of a method that reports progress; the daemon then sends
+ * PROGRESS_NOTIFICATION notifications carrying that token until it answers.
+ */
+export interface ProgressEvent {
+  token: string;
+  /** Stable stage id, e.g. `download`, `unpack`. */
+  stage: string;
+  /** Human description of what the stage is doing. */
+  detail: string;
+  /** For byte or item counts: how far, and out of how much when known. */
+  current?: number;
+  total?: number;
+}
+
+export const PROGRESS_NOTIFICATION = '$/banger/progress';
+
+/** Params of a method that can report progress. */
+export interface ProgressParams {
+  progressToken?: string;
+}
+
+/** A kernel as the daemon reports it. */
+export interface KernelInfo {
+  id: string;
+  name: string;
+  state: 'pending' | 'ready' | 'failed';
+  source: 'catalog' | 'import';
+  /** Package version for catalog kernels; null for imports. */
+  version: string | null;
+  /** `uname -r`, when known. */
+  release: string | null;
+  package: { name: string; version: string; sha256: string; url: string } | null;
+  modules: string[];
+  createdAt: string;
+  files: { dir: string; vmlinux: string; initramfs: string };
+}
+
+export interface KernelRefParams {
+  ref: string;
+}
+
+export interface KernelPullParams extends ProgressParams {
+  name: string;
+}
+
+export interface KernelImportParams extends ProgressParams {
+  name: string;
+  /** Absolute path of a bzImage or vmlinux. */
+  kernelPath: string;
+  /** Absolute path of the kernel's module tree (lib/modules/<release>). */
+  modulesDir?: string;
+}
+
+export interface KernelCatalogEntryInfo {
+  name: string;
+  description: string;
+  pulled: boolean;
+}
+
 export const methods = {
   ping: method<NoParams, PingResult>('daemon.ping'),
   shutdown: method<NoParams, ShutdownResult>('daemon.shutdown'),
@@ -54,6 +115,15 @@ export const methods = {
    * the work of its requests.
    */
   sleep: method<SleepParams, SleepResult>('debug.sleep'),
+
+  kernelList: method<NoParams, { kernels: KernelInfo[] }>('kernel.list'),
+  kernelCatalog: method<NoParams, { entries: KernelCatalogEntryInfo[] }>('kernel.catalog'),
+  kernelShow: method<KernelRefParams, KernelInfo>('kernel.show'),
+  /** Pulls a catalog kernel (reports progress); one already present is returned with pulled=false. */
+  kernelPull: method<KernelPullParams, { kernel: KernelInfo; pulled: boolean }>('kernel.pull'),
+  kernelImport: method<KernelImportParams, KernelInfo>('kernel.import'),
+  /** Refused (ERR_IN_USE) while an image uses the kernel. */
+  kernelDelete: method<KernelRefParams, KernelInfo>('kernel.delete'),
 } as const;
 
 export type Methods = typeof methods;

@@ -11,6 +11,14 @@ export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const BANGER_BIN = join(REPO_ROOT, 'bin', 'banger');
 export const BANGERD_ENTRY = join(REPO_ROOT, 'dist', 'src', 'daemon', 'main.js');
 
+/**
+ * Download cache shared by every test world (and kept between runs): Debian
+ * indexes and packages are content-addressed by sha256, so sharing is safe and
+ * a cache miss only costs time. CI points BANGER_TEST_CACHE at a directory
+ * that survives across runs on the same machine.
+ */
+export const SHARED_CACHE = process.env.BANGER_TEST_CACHE ?? join(REPO_ROOT, '.cache', 'test');
+
 export interface CliResult {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -28,14 +36,14 @@ export class BangerWorld {
   readonly env: NodeJS.ProcessEnv;
   readonly layout: Layout;
 
-  constructor(options: { runtimeParent?: string } = {}) {
+  constructor(options: { runtimeParent?: string; sharedDownloads?: boolean } = {}) {
     this.root = mkdtempSync(join(tmpdir(), 'banger-it-'));
     this.env = {
       ...process.env,
       HOME: join(this.root, 'home'),
       XDG_CONFIG_HOME: join(this.root, 'config'),
       XDG_STATE_HOME: join(this.root, 'state'),
-      XDG_CACHE_HOME: join(this.root, 'cache'),
+      XDG_CACHE_HOME: options.sharedDownloads === true ? SHARED_CACHE : join(this.root, 'cache'),
       XDG_RUNTIME_DIR: options.runtimeParent ?? join(this.root, 'run'),
     };
     this.layout = resolveLayout({ env: this.env, uid: process.getuid?.() ?? 0, home: join(this.root, 'home') });
@@ -44,6 +52,13 @@ export class BangerWorld {
   /** Runs `banger …` to completion. */
   run(args: readonly string[], options: { timeoutMs?: number } = {}): Promise<CliResult> {
     return collect(this.spawn(args), options.timeoutMs ?? 60_000);
+  }
+
+  /** Runs `banger … --json`, expects success, and parses stdout. */
+  async json<T>(args: readonly string[], options: { timeoutMs?: number } = {}): Promise<T> {
+    const result = await this.run([...args, '--json'], options);
+    if (result.code !== 0) throw new Error(`banger ${args.join(' ')} exited ${result.code}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`);
+    return JSON.parse(result.stdout) as T;
   }
 
   /** Starts `banger …` and returns the child, for tests that signal it mid-flight. */

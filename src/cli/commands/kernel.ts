@@ -1,0 +1,121 @@
+import { resolve } from 'node:path';
+
+import { Command, type CommandUnknownOpts } from '@commander-js/extra-typings';
+
+import type { KernelInfo } from '../../rpc/methods.js';
+import { createContext } from '../context.js';
+import { ProgressRenderer } from '../render/progress.js';
+import { table } from '../render/text.js';
+
+export function kernelCommand(): CommandUnknownOpts {
+  const kernel = new Command('kernel').description('Manage guest kernels (fetched from the catalog or imported)').addHelpText(
+    'after',
+    `
+A kernel is a vmlinux plus banger's initramfs for it. Catalog kernels come from
+Debian's archive, verified through its signed index; \`vm create\` pulls the one
+its image needs automatically.`,
+  );
+
+  kernel
+    .command('list')
+    .alias('ls')
+    .description('List kernels on this host')
+    .action(async (_options, command) => {
+      const cli = createContext(command);
+      const { kernels } = await (await cli.daemon()).call('kernelList', {}, { signal: cli.signal });
+      cli.out.result({ kernels }, ({ kernels: list }) =>
+        list.length === 0
+          ? 'no kernels yet (`banger kernel catalog` lists what can be pulled)'
+          : table([['NAME', 'ID', 'SOURCE', 'VERSION', 'RELEASE'], ...list.map((k) => [k.name, k.id, k.source, k.version ?? '-', k.release ?? '-'])]),
+      );
+    });
+
+  kernel
+    .command('catalog')
+    .description('List the kernels banger can pull')
+    .action(async (_options, command) => {
+      const cli = createContext(command);
+      const result = await (await cli.daemon()).call('kernelCatalog', {}, { signal: cli.signal });
+      cli.out.result(result, ({ entries }) => table([['NAME', 'PULLED', 'DESCRIPTION'], ...entries.map((e) => [e.name, e.pulled ? 'yes' : 'no', e.description])]));
+    });
+
+  kernel
+    .command('show')
+    .description('Show one kernel (by name, id, or a unique prefix of either)')
+    .argument('<kernel>', 'name or id')
+    .action(async (ref, _options, command) => {
+      const cli = createContext(command);
+      const info = await (await cli.daemon()).call('kernelShow', { ref }, { signal: cli.signal });
+      cli.out.result(info, renderKernel);
+    });
+
+  kernel
+    .command('pull')
+    .description('Fetch a catalog kernel and build its initramfs')
+    .argument('<name>', 'catalog name (see `banger kernel catalog`)')
+    .action(async (name, _options, command) => {
+      const cli = createContext(command);
+      const progress = new ProgressRenderer({ json: cli.out.json });
+      const client = await cli.daemon();
+      try {
+        const result = await client.call('kernelPull', { name }, { signal: cli.signal, onProgress: progress.onProgress });
+        progress.done(true);
+        cli.out.result(result, (r) => (r.pulled ? `pulled kernel ${r.kernel.name} (${r.kernel.id})` : `kernel ${r.kernel.name} is already present (${r.kernel.id})`));
+      } catch (error) {
+        progress.done(false);
+        throw error;
+      }
+    });
+
+  kernel
+    .command('import')
+    .description('Import a kernel from files (a bzImage or vmlinux, plus its modules)')
+    .argument('<name>', 'name for the new kernel')
+    .requiredOption('--kernel <path>', 'bzImage (LZ4-compressed) or uncompressed vmlinux ELF')
+    .option('--modules <dir>', 'module tree (lib/modules/<release>) providing virtio_mmio, virtio_blk, virtio_net and overlay; omit when they are built in')
+    .action(async (name, options, command) => {
+      const cli = createContext(command);
+      const progress = new ProgressRenderer({ json: cli.out.json });
+      const params = {
+        name,
+        kernelPath: resolve(options.kernel),
+        ...(options.modules === undefined ? {} : { modulesDir: resolve(options.modules) }),
+      };
+      try {
+        const info = await (await cli.daemon()).call('kernelImport', params, { signal: cli.signal, onProgress: progress.onProgress });
+        progress.done(true);
+        cli.out.result(info, (k) => `imported kernel ${k.name} (${k.id})`);
+      } catch (error) {
+        progress.done(false);
+        throw error;
+      }
+    });
+
+  kernel
+    .command('delete')
+    .alias('rm')
+    .description('Delete a kernel (refused while an image uses it)')
+    .argument('<kernel>', 'name or id')
+    .action(async (ref, _options, command) => {
+      const cli = createContext(command);
+      const info = await (await cli.daemon()).call('kernelDelete', { ref }, { signal: cli.signal });
+      cli.out.result(info, (k) => `deleted kernel ${k.name} (${k.id})`);
+    });
+
+  return kernel;
+}
+
+function renderKernel(k: KernelInfo): string {
+  return [
+    `name:      ${k.name}`,
+    `id:        ${k.id}`,
+    `source:    ${k.source}`,
+    `version:   ${k.version ?? '-'}`,
+    `release:   ${k.release ?? '-'}`,
+    ...(k.package === null ? [] : [`package:   ${k.package.name} ${k.package.version}`, `sha256:    ${k.package.sha256}`, `url:       ${k.package.url}`]),
+    `modules:   ${k.modules.length === 0 ? '(none)' : k.modules.join(', ')}`,
+    `vmlinux:   ${k.files.vmlinux}`,
+    `initramfs: ${k.files.initramfs}`,
+    `created:   ${k.createdAt}`,
+  ].join('\n');
+}

@@ -1,0 +1,34 @@
+import { isAbsolute } from 'node:path';
+
+import { BangerError } from '../rpc/errors.js';
+
+/**
+ * Validation of RPC params, which arrive untyped off the wire. Each helper
+ * returns the typed value or throws ERR_INVALID_ARGUMENT naming the param.
+ */
+
+function field(params: unknown, key: string): unknown {
+  return typeof params === 'object' && params !== null ? (params as Record<string, unknown>)[key] : undefined;
+}
+
+export function requireString(params: unknown, key: string): string {
+  const value = field(params, key);
+  if (typeof value !== 'string' || value === '') throw new BangerError('ERR_INVALID_ARGUMENT', `param "${key}" must be a non-empty string`);
+  return value;
+}
+
+export function optionalString(params: unknown, key: string): string | undefined {
+  const value = field(params, key);
+  if (value === undefined) return undefined;
+  return requireString(params, key);
+}
+
+export function requireAbsolutePath(params: unknown, key: string): string {
+  const value = requireString(params, key);
+  if (!isAbsolute(value)) throw new BangerError('ERR_INVALID_ARGUMENT', `param "${key}" must be an absolute path, got "${value}"`);
+  return value;
+}
+
+export function optionalAbsolutePath(params: unknown, key: string): string | undefined {
+  return field(params, key) === undefined ? undefined : requireAbsolutePath(params, key);
+}

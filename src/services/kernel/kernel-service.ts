@@ -1,0 +1,247 @@
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import * as names from '../../config/filenames.js';
+import type { Layout } from '../../config/paths.js';
+import { buildInitramfs, initScriptHash } from '../../guest/initramfs.js';
+import { findExecutable, isStaticElf } from '../../host/executables.js';
+import { BangerError } from '../../rpc/errors.js';
+import type { KernelsRepo, KernelRecord, KernelSpec } from '../../store/kernels-repo.js';
+import { newId, resolveRef } from '../../store/records.js';
+import type { OpContext } from '../op-context.js';
+import { downloadPackage, exactPackage, fetchPackages, newestPackage, type ArchiveOptions } from '../debian/archive.js';
+import { extractVmlinux } from './bzimage.js';
+import { findCatalogKernel, KERNEL_CATALOG } from './catalog.js';
+import { unpackDebData } from './deb-package.js';
+import { dependsFromModinfo, GUEST_MODULES, indexModuleTree, readModinfo, resolveLoadOrder } from './kernel-modules.js';
+
+export interface KernelServiceDeps {
+  layout: Layout;
+  kernels: KernelsRepo;
+  /** Debian mirror from config (kernel_mirror). */
+  mirror: string;
+  env: NodeJS.ProcessEnv;
+}
+
+/** Paths of a ready kernel's files. */
+export interface KernelFiles {
+  dir: string;
+  vmlinux: string;
+  initramfs: string;
+}
+
+const NAME_PATTERN = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
+
+/**
+ * Kernels: fetched from the catalog (a Debian package, verified through the
+ * signed archive index) or imported from files. Either way banger keeps the
+ * uncompressed vmlinux (QEMU microvm boots it directly via PVH), the guest
+ * modules, and an initramfs it builds itself. Work happens in a staging dir
+ * that is renamed into place and recorded in one step, so a failure or a
+ * cancel leaves nothing behind, and two pulls of one name make one kernel.
+ */
+export class KernelService {
+  readonly #deps: KernelServiceDeps;
+  /** Pulls in progress by name: a second pull of the same name joins the first. */
+  readonly #pulling = new Map<string, Promise<KernelRecord>>();
+
+  constructor(deps: KernelServiceDeps) {
+    this.#deps = deps;
+  }
+
+  list(): KernelRecord[] {
+    return this.#deps.kernels.list();
+  }
+
+  find(ref: string): KernelRecord {
+    return resolveRef(this.#deps.kernels.list(), ref, 'kernel');
+  }
+
+  files(kernel: KernelRecord): KernelFiles {
+    const dir = join(this.#deps.layout.kernelsDir, kernel.id);
+    return { dir, vmlinux: join(dir, names.KERNEL_VMLINUX), initramfs: join(dir, names.KERNEL_INITRAMFS) };
+  }
+
+  catalog(): { name: string; description: string; pulled: boolean }[] {
+    return KERNEL_CATALOG.map((entry) => ({ name: entry.name, description: entry.description, pulled: this.#deps.kernels.getByName(entry.name) !== undefined }));
+  }
+
+  /** Pulls a catalog kernel; an already present one is returned as it is. */
+  pull(name: string, ctx: OpContext): Promise<{ kernel: KernelRecord; pulled: boolean }> {
+    const existing = this.#deps.kernels.getByName(name);
+    if (existing !== undefined) return Promise.resolve({ kernel: existing, pulled: false });
+    const entry = findCatalogKernel(name);
+    if (entry === undefined) {
+      return Promise.reject(
+        new BangerError('ERR_NOT_FOUND', `no kernel named "${name}" in the catalog`, {
+          hint: `catalog kernels: ${KERNEL_CATALOG.map((e) => e.name).join(', ')}; or bring your own with \`banger kernel import\``,
+        }),
+      );
+    }
+    let pending = this.#pulling.get(name);
+    if (pending === undefined) {
+      pending = this.#pullFromCatalog(entry.name, entry.metaPackage, entry.sources(this.#deps.mirror), ctx).finally(() => {
+        this.#pulling.delete(name);
+      });
+      this.#pulling.set(name, pending);
+    } else {
+      ctx.progress('wait', `another pull of ${name} is in progress; waiting for it`);
+    }
+    return pending.then((kernel) => ({ kernel, pulled: true }));
+  }
+
+  async #pullFromCatalog(name: string, metaPackage: string, sources: Parameters<typeof fetchPackages>[0][], ctx: OpContext): Promise<KernelRecord> {
+    const downloads = (stage: string, what: string): ArchiveOptions => ({
+      cacheDir: this.#deps.layout.downloadsDir,
+      signal: ctx.signal,
+      onProgress: (p) => {
+        ctx.progress(stage, what, { current: p.received, total: p.total });
+      },
+    });
+    const options = downloads('index', 'downloading the package index');
+    ctx.progress('resolve', `resolving ${metaPackage} in ${sources.map((s) => s.suite).join(', ')}`);
+    const wantKernelPackages = (pkg: string): boolean => pkg === metaPackage || pkg.startsWith('linux-image-');
+    const indexes = [];
+    for (const source of sources) indexes.push({ source, stanzas: await fetchPackages(source, options, wantKernelPackages) });
+    const meta = newestPackage(indexes, metaPackage);
+    if (meta === undefined) throw new BangerError('ERR_NOT_FOUND', `${metaPackage} is not in ${sources.map((s) => `${s.base} ${s.suite}`).join(' or ')}`);
+    const dependency = /^(linux-image-[^\s(,]+)\s*\(=\s*([^)]+)\)/.exec(meta.depends);
+    if (dependency?.[1] === undefined || dependency[2] === undefined) {
+      throw new BangerError('ERR_NOT_FOUND', `${metaPackage} ${meta.version} does not depend on a kernel image (Depends: ${meta.depends})`);
+    }
+    const imageName = dependency[1];
+    const imageVersion = dependency[2].trim();
+    const index = indexes.find((i) => i.source === meta.source);
+    const record = index === undefined ? undefined : exactPackage(meta.source, index.stanzas, imageName, imageVersion);
+    if (record === undefined) throw new BangerError('ERR_NOT_FOUND', `${imageName} ${imageVersion} is not in ${meta.source.suite}`);
+    const what = `downloading ${imageName} ${imageVersion}`;
+    ctx.progress('download', what, { current: 0, total: record.size });
+    const deb = await downloadPackage(record, downloads('download', what));
+
+    return this.#publish(name, 'catalog', record.version, ctx, async (staging) => {
+      ctx.progress('unpack', `unpacking ${imageName}`);
+      const unpacked = join(staging, 'unpacked');
+      await unpackDebData(deb, unpacked, ['./boot/vmlinuz-*', './lib/modules/*'], ctx.signal);
+      const vmlinuz = readdirSync(join(unpacked, 'boot')).find((f) => f.startsWith('vmlinuz-'));
+      if (vmlinuz === undefined) throw new BangerError('ERR_INVALID_ARGUMENT', `${imageName} contains no /boot/vmlinuz-*`);
+      const release = vmlinuz.slice('vmlinuz-'.length);
+      const spec = await this.#assemble(staging, join(unpacked, 'boot', vmlinuz), join(unpacked, 'lib', 'modules', release), ctx);
+      rmSync(unpacked, { recursive: true, force: true });
+      return {
+        ...spec,
+        release,
+        package: { name: imageName, version: record.version, sha256: record.sha256, url: `${record.source.base}/${record.filename}` },
+      };
+    });
+  }
+
+  /** Imports a kernel from files: a bzImage or vmlinux, and optionally its module tree. */
+  async import(name: string, kernelPath: string, modulesDir: string | undefined, ctx: OpContext): Promise<KernelRecord> {
+    if (!NAME_PATTERN.test(name)) {
+      throw new BangerError('ERR_INVALID_ARGUMENT', `"${name}" is not a valid kernel name`, { hint: 'use lowercase letters, digits, dots and dashes' });
+    }
+    if (this.#deps.kernels.getByName(name) !== undefined) {
+      throw new BangerError('ERR_ALREADY_EXISTS', `a kernel named "${name}" already exists`, { hint: `delete it first with \`banger kernel delete ${name}\`, or pick another name` });
+    }
+    for (const path of [kernelPath, ...(modulesDir === undefined ? [] : [modulesDir])]) {
+      if (!existsSync(path)) throw new BangerError('ERR_NOT_FOUND', `${path} does not exist`, { hint: 'paths are read by the daemon; pass absolute paths' });
+    }
+    return this.#publish(name, 'import', null, ctx, (staging) => this.#assemble(staging, kernelPath, modulesDir, ctx));
+  }
+
+  /**
+   * Writes vmlinux, the guest modules and the initramfs into `staging`. With no
+   * module tree the initramfs loads no modules (the kernel must have the
+   * drivers built in).
+   */
+  async #assemble(staging: string, kernelImage: string, moduleTree: string | undefined, ctx: OpContext): Promise<KernelSpec> {
+    ctx.progress('vmlinux', 'extracting vmlinux from the kernel image');
+    writeFileSync(join(staging, names.KERNEL_VMLINUX), extractVmlinux(readFileSync(kernelImage)));
+    await Promise.resolve();
+    ctx.signal.throwIfAborted();
+
+    const modules = moduleTree === undefined ? [] : resolveLoadOrder(GUEST_MODULES, indexModuleTree(moduleTree), (path) => dependsFromModinfo(readModinfo(readFileSync(path))));
+    const modulesDir = join(staging, names.KERNEL_MODULES_DIR);
+    mkdirSync(modulesDir);
+    for (const module of modules) copyFileSync(module.path, join(modulesDir, `${module.name}.ko`));
+
+    ctx.progress('initramfs', `building the initramfs (${modules.length} modules)`);
+    const initramfs = buildInitramfs({
+      busybox: readFileSync(staticBusybox(this.#deps.env)),
+      modules: modules.map((m) => ({ name: m.name, data: readFileSync(join(modulesDir, `${m.name}.ko`)) })),
+    });
+    writeFileSync(join(staging, names.KERNEL_INITRAMFS), initramfs);
+    return { modules: modules.map((m) => m.name), initHash: initScriptHash() };
+  }
+
+  /**
+   * Runs `build` in a fresh staging dir, then renames it into place and
+   * records the kernel. Any failure (or cancel) removes the staging dir; a
+   * name taken meanwhile by another import is refused at the record step.
+   */
+  async #publish(
+    name: string,
+    source: KernelRecord['source'],
+    version: string | null,
+    ctx: OpContext,
+    build: (staging: string) => Promise<KernelSpec>,
+  ): Promise<KernelRecord> {
+    const id = newId();
+    mkdirSync(this.#deps.layout.kernelsDir, { recursive: true, mode: 0o700 });
+    const staging = join(this.#deps.layout.kernelsDir, `${names.STAGING_PREFIX}${id}`);
+    const final = join(this.#deps.layout.kernelsDir, id);
+    mkdirSync(staging);
+    try {
+      const spec = await build(staging);
+      ctx.signal.throwIfAborted();
+      if (this.#deps.kernels.getByName(name) !== undefined) {
+        throw new BangerError('ERR_ALREADY_EXISTS', `a kernel named "${name}" was added while this one was being prepared`);
+      }
+      renameSync(staging, final);
+      try {
+        const kernel = this.#deps.kernels.insert({ id, name, state: 'ready', source, version, spec });
+        ctx.log.info({ kernel: name, id }, 'kernel published');
+        return kernel;
+      } catch (error) {
+        rmSync(final, { recursive: true, force: true });
+        throw error;
+      }
+    } finally {
+      rmSync(staging, { recursive: true, force: true });
+    }
+  }
+
+  /** Deletes a kernel; refused while an image uses it. */
+  delete(ref: string): KernelRecord {
+    const kernel = this.find(ref);
+    const users = this.#deps.kernels.imagesUsing(kernel.id);
+    if (users.length > 0) {
+      throw new BangerError('ERR_IN_USE', `kernel ${kernel.name} is used by image${users.length > 1 ? 's' : ''} ${users.join(', ')}`, {
+        hint: 'delete those images first',
+      });
+    }
+    this.#deps.kernels.delete(kernel.id);
+    rmSync(this.files(kernel).dir, { recursive: true, force: true });
+    return kernel;
+  }
+
+  /** Removes staging dirs left by a daemon that died mid-pull. */
+  sweepStaging(): void {
+    if (!existsSync(this.#deps.layout.kernelsDir)) return;
+    for (const entry of readdirSync(this.#deps.layout.kernelsDir)) {
+      const path = join(this.#deps.layout.kernelsDir, entry);
+      if (entry.startsWith(names.STAGING_PREFIX) && statSync(path).isDirectory()) rmSync(path, { recursive: true, force: true });
+    }
+  }
+}
+
+/** The host's busybox, which must be statically linked to run inside the initramfs. */
+function staticBusybox(env: NodeJS.ProcessEnv): string {
+  const path = findExecutable('busybox', env);
+  if (path === undefined || !isStaticElf(path)) {
+    throw new BangerError('ERR_HOST_TOOL_MISSING', path === undefined ? 'busybox is not installed' : `${path} is not statically linked`, {
+      hint: 'apt-get install busybox-static',
+    });
+  }
+  return path;
+}
