@@ -1,8 +1,10 @@
 import { currentPathEnv, resolveLayout, type Layout, type PathEnv } from '../config/paths.js';
 import type { RpcClient } from '../rpc/client.js';
+import type { MethodKey, ParamsOf, ResultOf } from '../rpc/methods.js';
 import { BangerError } from '../rpc/errors.js';
 import { connectDaemon, type DaemonConnection } from './daemon-connection.js';
 import { Output } from './output.js';
+import { ProgressRenderer } from './render/progress.js';
 
 /**
  * What a command's action gets: the output sink for the global flags, the
@@ -18,6 +20,10 @@ export interface CliContext {
   daemon: () => Promise<RpcClient>;
   /** The daemon if it is running; never starts one. */
   runningDaemon: () => Promise<DaemonConnection | undefined>;
+  /** Calls a method on the daemon, cancelled by Ctrl-C. */
+  call: <K extends MethodKey>(key: K, params: ParamsOf<K>) => Promise<ResultOf<K>>;
+  /** Like `call`, rendering the request's progress on stderr while it runs. */
+  callWithProgress: <K extends MethodKey>(key: K, params: ParamsOf<K>) => Promise<ResultOf<K>>;
 }
 
 /** Any commander command: the context only reads the global flags from it. */
@@ -80,16 +86,30 @@ export function createContext(command: CommandLike, options: ContextOptions = {}
     if (connection !== undefined) connections.push(connection.client);
     return connection;
   };
+  const daemon = (): Promise<RpcClient> =>
+    (connected ??= connect(true).then((connection) => {
+      if (connection === undefined) throw new Error('connectDaemon returned nothing with autoStart on');
+      return connection.client;
+    }));
   return {
     out,
     pathEnv,
     layout,
     signal: interrupt.signal,
-    daemon: () =>
-      (connected ??= connect(true).then((connection) => {
-        if (connection === undefined) throw new Error('connectDaemon returned nothing with autoStart on');
-        return connection.client;
-      })),
+    daemon,
     runningDaemon: () => connect(false),
+    call: async (key, params) => (await daemon()).call(key, params, { signal: interrupt.signal }),
+    callWithProgress: async (key, params) => {
+      const client = await daemon();
+      const progress = new ProgressRenderer({ json: out.json });
+      try {
+        const result = await client.call(key, params, { signal: interrupt.signal, onProgress: progress.onProgress });
+        progress.done(true);
+        return result;
+      } catch (error) {
+        progress.done(false);
+        throw error;
+      }
+    },
   };
 }

@@ -7,6 +7,7 @@ import { completionCommand } from './commands/completion.js';
 import { daemonCommand } from './commands/daemon.js';
 import { debugCommand } from './commands/debug.js';
 import { doctorCommand } from './commands/doctor.js';
+import { imageCommand } from './commands/image.js';
 import { kernelCommand } from './commands/kernel.js';
 import { versionCommand } from './commands/version.js';
 import { closeConnections, exitCodeRequested, installInterruptHandler } from './context.js';
@@ -31,6 +32,7 @@ Getting started:
 Exit status: 0 success, 1 failure, 2 usage error.`,
     );
   program.addCommand(daemonCommand());
+  program.addCommand(imageCommand());
   program.addCommand(kernelCommand());
   program.addCommand(doctorCommand());
   program.addCommand(versionCommand());

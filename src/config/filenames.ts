@@ -32,3 +32,9 @@ export const KERNEL_MODULES_DIR = 'modules';
 
 /** Prefix of in-progress directories; whatever carries it after a crash is garbage. */
 export const STAGING_PREFIX = '.staging-';
+
+/** Inside an image's directory (`images/<id>/`). */
+export const IMAGE_ROOTFS = 'rootfs.ext4';
+
+/** Under the cache dir: .deb files apt downloaded while building images, reused by later builds. */
+export const APT_CACHE_DIR = 'apt-archives';

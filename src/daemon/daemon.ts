@@ -6,8 +6,10 @@ import { currentPathEnv, resolveLayout, type PathEnv } from '../config/paths.js'
 import { ensureRuntimeDir } from '../config/runtime-dir.js';
 import { buildInfo } from '../build-info.js';
 import { BangerError, toBangerError } from '../rpc/errors.js';
+import { ImageService } from '../services/image/image-service.js';
 import { KernelService } from '../services/kernel/kernel-service.js';
 import { openStore, type Store } from '../store/database.js';
+import { ImagesRepo } from '../store/images-repo.js';
 import { KernelsRepo } from '../store/kernels-repo.js';
 import { createHandlers } from './handlers.js';
 import { InstanceLock } from './instance-lock.js';
@@ -72,10 +74,13 @@ export async function runDaemon(pathEnv: PathEnv = currentPathEnv()): Promise<nu
   const heldLock = lock;
   const kernels = new KernelService({ layout, kernels: new KernelsRepo(openedStore), mirror: config.kernelMirror, env: pathEnv.env });
   kernels.sweepStaging();
+  const images = new ImageService({ layout, images: new ImagesRepo(openedStore), kernels, mirror: config.kernelMirror });
+  images.sweepStaging();
   const server: RpcServer = new RpcServer(
     createHandlers({
       layout,
       kernels,
+      images,
       startedAt,
       inFlight: () => server.inFlightCount,
       requestShutdown: (reason) => {

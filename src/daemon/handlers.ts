@@ -4,12 +4,15 @@ import type { Layout } from '../config/paths.js';
 import { buildInfo } from '../build-info.js';
 import { BangerError } from '../rpc/errors.js';
 import type { KernelService } from '../services/kernel/kernel-service.js';
+import type { ImageService } from '../services/image/image-service.js';
+import { createImageHandlers } from './image-handlers.js';
 import { createKernelHandlers } from './kernel-handlers.js';
 import type { DaemonHandlers } from './rpc-server.js';
 
 export interface HandlerDeps {
   layout: Layout;
   kernels: KernelService;
+  images: ImageService;
   startedAt: Date;
   inFlight: () => number;
   /** Starts a graceful shutdown after the current response has been sent. */
@@ -23,6 +26,7 @@ export function createHandlers(deps: HandlerDeps): DaemonHandlers {
   const { version, buildId } = buildInfo();
   return {
     ...createKernelHandlers(deps.kernels),
+    ...createImageHandlers(deps.images, deps.kernels),
     ping: () =>
       Promise.resolve({
         pid: process.pid,

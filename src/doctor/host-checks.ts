@@ -61,6 +61,7 @@ const HOST_TOOLS: readonly ToolSpec[] = [
   { name: 'zstd', pkg: 'zstd', purpose: 'unpacking images', required: true },
   { name: 'xz', pkg: 'xz-utils', purpose: 'unpacking Debian packages and indexes', required: true },
   { name: 'gpgv', pkg: 'gpgv', purpose: "verifying Debian's signed archive index", required: true },
+  { name: 'mmdebstrap', pkg: 'mmdebstrap', purpose: 'building catalog images', required: true },
 ];
 
 /** Binary paths configured in config.toml (qemu_bin, firecracker_bin); unset means search PATH. */

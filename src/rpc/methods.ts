@@ -106,6 +106,44 @@ export interface KernelCatalogEntryInfo {
   pulled: boolean;
 }
 
+/** An image as the daemon reports it. */
+export interface ImageInfo {
+  id: string;
+  name: string;
+  state: 'pending' | 'ready' | 'failed';
+  source: 'catalog' | 'register';
+  kernel: { id: string; name: string };
+  /** The ext4 root; for registered (unmanaged) images, the user's own file. */
+  rootfs: string;
+  managed: boolean;
+  sizeBytes: number;
+  recipe: { suite: string; packages: string[]; mirror: string } | null;
+  createdAt: string;
+}
+
+export interface ImageRefParams {
+  ref: string;
+}
+
+export interface ImagePullParams extends ProgressParams {
+  name: string;
+}
+
+export interface ImageRegisterParams {
+  name: string;
+  /** Absolute path of an ext4 root filesystem image. */
+  rootfs: string;
+  /** Kernel name or id. */
+  kernel: string;
+}
+
+export interface ImageCatalogEntryInfo {
+  name: string;
+  description: string;
+  kernel: string;
+  pulled: boolean;
+}
+
 export const methods = {
   ping: method<NoParams, PingResult>('daemon.ping'),
   shutdown: method<NoParams, ShutdownResult>('daemon.shutdown'),
@@ -124,6 +162,17 @@ export const methods = {
   kernelImport: method<KernelImportParams, KernelInfo>('kernel.import'),
   /** Refused (ERR_IN_USE) while an image uses the kernel. */
   kernelDelete: method<KernelRefParams, KernelInfo>('kernel.delete'),
+
+  imageList: method<NoParams, { images: ImageInfo[] }>('image.list'),
+  imageCatalog: method<NoParams, { entries: ImageCatalogEntryInfo[] }>('image.catalog'),
+  imageShow: method<ImageRefParams, ImageInfo>('image.show'),
+  /** Builds a catalog image (and pulls its kernel); one already present is returned with pulled=false. */
+  imagePull: method<ImagePullParams, { image: ImageInfo; pulled: boolean }>('image.pull'),
+  imageRegister: method<ImageRegisterParams, ImageInfo>('image.register'),
+  /** Copies a registered image's rootfs into banger's store. */
+  imagePromote: method<ImageRefParams & ProgressParams, ImageInfo>('image.promote'),
+  /** Refused (ERR_IN_USE) while a VM uses the image. */
+  imageDelete: method<ImageRefParams, ImageInfo>('image.delete'),
 } as const;
 
 export type Methods = typeof methods;

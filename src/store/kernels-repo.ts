@@ -71,14 +71,16 @@ export class KernelsRepo {
 
   insert(kernel: Omit<KernelRecord, 'createdAt' | 'updatedAt'>): KernelRecord {
     const now = nowIso();
-    this.#store.db
-      .prepare('INSERT INTO kernels (id, name, state, source, version, spec, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(kernel.id, kernel.name, kernel.state, kernel.source, kernel.version, JSON.stringify(kernel.spec), now, now);
+    this.#store.write((db) =>
+      db
+        .prepare('INSERT INTO kernels (id, name, state, source, version, spec, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+        .run(kernel.id, kernel.name, kernel.state, kernel.source, kernel.version, JSON.stringify(kernel.spec), now, now),
+    );
     return { ...kernel, createdAt: now, updatedAt: now };
   }
 
   delete(id: string): void {
-    this.#store.db.prepare('DELETE FROM kernels WHERE id = ?').run(id);
+    this.#store.write((db) => db.prepare('DELETE FROM kernels WHERE id = ?').run(id));
   }
 
   /** Names of images that use this kernel (deleting it is refused while any do). */

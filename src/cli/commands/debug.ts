@@ -16,8 +16,7 @@ export function debugCommand(): CommandUnknownOpts {
     .argument('<ms>', 'milliseconds', parseMs)
     .action(async (ms, _options, command) => {
       const cli = createContext(command);
-      const client = await cli.daemon();
-      const result = await client.call('sleep', { ms }, { signal: cli.signal });
+      const result = await cli.call('sleep', { ms });
       cli.out.result(result, (r) => `slept ${r.sleptMs} ms`);
     });
   return debug;

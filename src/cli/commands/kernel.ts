@@ -4,7 +4,6 @@ import { Command, type CommandUnknownOpts } from '@commander-js/extra-typings';
 
 import type { KernelInfo } from '../../rpc/methods.js';
 import { createContext } from '../context.js';
-import { ProgressRenderer } from '../render/progress.js';
 import { table } from '../render/text.js';
 
 export function kernelCommand(): CommandUnknownOpts {
@@ -22,7 +21,7 @@ its image needs automatically.`,
     .description('List kernels on this host')
     .action(async (_options, command) => {
       const cli = createContext(command);
-      const { kernels } = await (await cli.daemon()).call('kernelList', {}, { signal: cli.signal });
+      const { kernels } = await cli.call('kernelList', {});
       cli.out.result({ kernels }, ({ kernels: list }) =>
         list.length === 0
           ? 'no kernels yet (`banger kernel catalog` lists what can be pulled)'
@@ -35,7 +34,7 @@ its image needs automatically.`,
     .description('List the kernels banger can pull')
     .action(async (_options, command) => {
       const cli = createContext(command);
-      const result = await (await cli.daemon()).call('kernelCatalog', {}, { signal: cli.signal });
+      const result = await cli.call('kernelCatalog', {});
       cli.out.result(result, ({ entries }) => table([['NAME', 'PULLED', 'DESCRIPTION'], ...entries.map((e) => [e.name, e.pulled ? 'yes' : 'no', e.description])]));
     });
 
@@ -45,7 +44,7 @@ its image needs automatically.`,
     .argument('<kernel>', 'name or id')
     .action(async (ref, _options, command) => {
       const cli = createContext(command);
-      const info = await (await cli.daemon()).call('kernelShow', { ref }, { signal: cli.signal });
+      const info = await cli.call('kernelShow', { ref });
       cli.out.result(info, renderKernel);
     });
 
@@ -55,16 +54,8 @@ its image needs automatically.`,
     .argument('<name>', 'catalog name (see `banger kernel catalog`)')
     .action(async (name, _options, command) => {
       const cli = createContext(command);
-      const progress = new ProgressRenderer({ json: cli.out.json });
-      const client = await cli.daemon();
-      try {
-        const result = await client.call('kernelPull', { name }, { signal: cli.signal, onProgress: progress.onProgress });
-        progress.done(true);
-        cli.out.result(result, (r) => (r.pulled ? `pulled kernel ${r.kernel.name} (${r.kernel.id})` : `kernel ${r.kernel.name} is already present (${r.kernel.id})`));
-      } catch (error) {
-        progress.done(false);
-        throw error;
-      }
+      const result = await cli.callWithProgress('kernelPull', { name });
+      cli.out.result(result, (r) => (r.pulled ? `pulled kernel ${r.kernel.name} (${r.kernel.id})` : `kernel ${r.kernel.name} is already present (${r.kernel.id})`));
     });
 
   kernel
@@ -75,20 +66,13 @@ its image needs automatically.`,
     .option('--modules <dir>', 'module tree (lib/modules/<release>) providing virtio_mmio, virtio_blk, virtio_net and overlay; omit when they are built in')
     .action(async (name, options, command) => {
       const cli = createContext(command);
-      const progress = new ProgressRenderer({ json: cli.out.json });
       const params = {
         name,
         kernelPath: resolve(options.kernel),
         ...(options.modules === undefined ? {} : { modulesDir: resolve(options.modules) }),
       };
-      try {
-        const info = await (await cli.daemon()).call('kernelImport', params, { signal: cli.signal, onProgress: progress.onProgress });
-        progress.done(true);
-        cli.out.result(info, (k) => `imported kernel ${k.name} (${k.id})`);
-      } catch (error) {
-        progress.done(false);
-        throw error;
-      }
+      const info = await cli.callWithProgress('kernelImport', params);
+      cli.out.result(info, (k) => `imported kernel ${k.name} (${k.id})`);
     });
 
   kernel
@@ -98,7 +82,7 @@ its image needs automatically.`,
     .argument('<kernel>', 'name or id')
     .action(async (ref, _options, command) => {
       const cli = createContext(command);
-      const info = await (await cli.daemon()).call('kernelDelete', { ref }, { signal: cli.signal });
+      const info = await cli.call('kernelDelete', { ref });
       cli.out.result(info, (k) => `deleted kernel ${k.name} (${k.id})`);
     });
 

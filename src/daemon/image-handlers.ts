@@ -1,0 +1,39 @@
+import type { ImageInfo } from '../rpc/methods.js';
+import type { ImageService } from '../services/image/image-service.js';
+import type { KernelService } from '../services/kernel/kernel-service.js';
+import type { ImageRecord } from '../store/images-repo.js';
+import { requireAbsolutePath, requireString } from './params.js';
+import type { DaemonHandlers } from './rpc-server.js';
+
+export type ImageHandlers = Pick<DaemonHandlers, 'imageList' | 'imageCatalog' | 'imageShow' | 'imagePull' | 'imageRegister' | 'imagePromote' | 'imageDelete'>;
+
+export function createImageHandlers(images: ImageService, kernels: KernelService): ImageHandlers {
+  const info = (image: ImageRecord): ImageInfo => {
+    const kernel = kernels.list().find((k) => k.id === image.kernelId);
+    return {
+      id: image.id,
+      name: image.name,
+      state: image.state,
+      source: image.source,
+      kernel: { id: image.kernelId, name: kernel?.name ?? '(missing)' },
+      rootfs: image.spec.rootfs,
+      managed: image.spec.managed,
+      sizeBytes: image.spec.sizeBytes,
+      recipe: image.spec.recipe ?? null,
+      createdAt: image.createdAt,
+    };
+  };
+  return {
+    imageList: () => Promise.resolve({ images: images.list().map(info) }),
+    imageCatalog: () => Promise.resolve({ entries: images.catalog() }),
+    imageShow: (params) => Promise.resolve(info(images.find(requireString(params, 'ref')))),
+    imagePull: async (params, ctx) => {
+      const { image, pulled } = await images.pull(requireString(params, 'name'), ctx);
+      return { image: info(image), pulled };
+    },
+    imageRegister: (params) =>
+      Promise.resolve(info(images.register(requireString(params, 'name'), requireAbsolutePath(params, 'rootfs'), requireString(params, 'kernel')))),
+    imagePromote: (params, ctx) => Promise.resolve(info(images.promote(requireString(params, 'ref'), ctx))),
+    imageDelete: (params) => Promise.resolve(info(images.delete(requireString(params, 'ref')))),
+  };
+}

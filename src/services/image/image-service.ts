@@ -1,0 +1,211 @@
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
+import * as names from '../../config/filenames.js';
+import type { Layout } from '../../config/paths.js';
+import { BangerError } from '../../rpc/errors.js';
+import type { ImageRecord, ImagesRepo, ImageSpec } from '../../store/images-repo.js';
+import { newId, resolveRef } from '../../store/records.js';
+import type { KernelService } from '../kernel/kernel-service.js';
+import type { OpContext } from '../op-context.js';
+import { IMAGE_CATALOG, type ImageCatalogEntry } from './catalog.js';
+import { buildDebianRoot, packExt4 } from './rootfs-builder.js';
+
+/** Builds a catalog image's root tree into `target` (the real one runs mmdebstrap). */
+export type RootBuilder = (entry: ImageCatalogEntry, target: string, ctx: OpContext) => Promise<void>;
+
+export interface ImageServiceDeps {
+  layout: Layout;
+  images: ImagesRepo;
+  kernels: KernelService;
+  mirror: string;
+  /** Injected by tests; defaults to mmdebstrap from the configured mirror. */
+  buildRoot?: RootBuilder;
+  /** Injected by tests; defaults to the embedded catalog. */
+  catalog?: readonly ImageCatalogEntry[];
+}
+
+const NAME_PATTERN = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
+const EXT4_MAGIC_OFFSET = 1024 + 0x38;
+
+/**
+ * Images: a read-only ext4 root shared by every VM made from it, plus the
+ * kernel it boots with. Pulled from the catalog (built on the host), or
+ * registered from a file (left in place until promoted into banger's
+ * directory). Like kernels, pulls build in a staging dir and publish by
+ * rename + record: nothing half-built is ever visible, a failure leaves
+ * nothing behind, pulls of different names run side by side, and pulls of
+ * one name join.
+ */
+export class ImageService {
+  readonly #deps: ImageServiceDeps;
+  readonly #catalog: readonly ImageCatalogEntry[];
+  readonly #pulling = new Map<string, Promise<ImageRecord>>();
+
+  constructor(deps: ImageServiceDeps) {
+    this.#deps = deps;
+    this.#catalog = deps.catalog ?? IMAGE_CATALOG;
+  }
+
+  list(): ImageRecord[] {
+    return this.#deps.images.list();
+  }
+
+  find(ref: string): ImageRecord {
+    return resolveRef(this.#deps.images.list(), ref, 'image');
+  }
+
+  dir(image: ImageRecord): string {
+    return join(this.#deps.layout.imagesDir, image.id);
+  }
+
+  catalog(): { name: string; description: string; kernel: string; pulled: boolean }[] {
+    return this.#catalog.map((e) => ({ name: e.name, description: e.description, kernel: e.kernel, pulled: this.#deps.images.getByName(e.name) !== undefined }));
+  }
+
+  /** Whether `name` can be pulled (vm create auto-pulls catalog images). */
+  inCatalog(name: string): boolean {
+    return this.#catalog.some((e) => e.name === name);
+  }
+
+  pull(name: string, ctx: OpContext): Promise<{ image: ImageRecord; pulled: boolean }> {
+    const existing = this.#deps.images.getByName(name);
+    if (existing !== undefined) return Promise.resolve({ image: existing, pulled: false });
+    const entry = this.#catalog.find((e) => e.name === name);
+    if (entry === undefined) {
+      return Promise.reject(
+        new BangerError('ERR_NOT_FOUND', `no image named "${name}" in the catalog`, {
+          hint: `catalog images: ${this.#catalog.map((e) => e.name).join(', ')}; or bring your own with \`banger image register\``,
+        }),
+      );
+    }
+    let pending = this.#pulling.get(name);
+    if (pending === undefined) {
+      pending = this.#pullFromCatalog(entry, ctx).finally(() => {
+        this.#pulling.delete(name);
+      });
+      this.#pulling.set(name, pending);
+    } else {
+      ctx.progress('wait', `another pull of ${name} is in progress; waiting for it`);
+    }
+    return pending.then((image) => ({ image, pulled: true }));
+  }
+
+  async #pullFromCatalog(entry: ImageCatalogEntry, ctx: OpContext): Promise<ImageRecord> {
+    const { kernel } = await this.#deps.kernels.pull(entry.kernel, ctx);
+    const build =
+      this.#deps.buildRoot ??
+      ((e: ImageCatalogEntry, target: string, c: OpContext) => buildDebianRoot(e, this.#deps.mirror, target, join(this.#deps.layout.cacheDir, names.APT_CACHE_DIR), c));
+    const id = newId();
+    mkdirSync(this.#deps.layout.imagesDir, { recursive: true, mode: 0o700 });
+    const staging = join(this.#deps.layout.imagesDir, `${names.STAGING_PREFIX}${id}`);
+    const final = join(this.#deps.layout.imagesDir, id);
+    mkdirSync(staging);
+    try {
+      const root = join(staging, 'root');
+      await build(entry, root, ctx);
+      const rootfs = join(staging, names.IMAGE_ROOTFS);
+      const sizeBytes = await packExt4(root, rootfs, ctx);
+      rmSync(root, { recursive: true, force: true });
+      ctx.signal.throwIfAborted();
+      if (this.#deps.images.getByName(entry.name) !== undefined) {
+        throw new BangerError('ERR_ALREADY_EXISTS', `an image named "${entry.name}" was added while this one was being built`);
+      }
+      renameSync(staging, final);
+      const spec: ImageSpec = {
+        rootfs: join(final, names.IMAGE_ROOTFS),
+        managed: true,
+        sizeBytes,
+        recipe: { suite: entry.suite, packages: [...entry.packages], mirror: this.#deps.mirror },
+      };
+      try {
+        const image = this.#deps.images.insert({ id, name: entry.name, state: 'ready', source: 'catalog', kernelId: kernel.id, spec });
+        ctx.log.info({ image: entry.name, id }, 'image published');
+        return image;
+      } catch (error) {
+        rmSync(final, { recursive: true, force: true });
+        throw error;
+      }
+    } finally {
+      rmSync(staging, { recursive: true, force: true });
+    }
+  }
+
+  /** Registers an ext4 root filesystem where it lies, with a kernel to boot it. */
+  register(name: string, rootfs: string, kernelRef: string): ImageRecord {
+    if (!NAME_PATTERN.test(name)) {
+      throw new BangerError('ERR_INVALID_ARGUMENT', `"${name}" is not a valid image name`, { hint: 'use lowercase letters, digits, dots and dashes' });
+    }
+    if (this.#deps.images.getByName(name) !== undefined) {
+      throw new BangerError('ERR_ALREADY_EXISTS', `an image named "${name}" already exists`, { hint: `delete it first with \`banger image delete ${name}\`, or pick another name` });
+    }
+    assertExt4(rootfs);
+    const kernel = this.#deps.kernels.find(kernelRef);
+    return this.#deps.images.insert({
+      id: newId(),
+      name,
+      state: 'ready',
+      source: 'register',
+      kernelId: kernel.id,
+      spec: { rootfs, managed: false, sizeBytes: statSync(rootfs).size },
+    });
+  }
+
+  /** Copies a registered image's rootfs into banger's own directory, so the original may go. */
+  promote(ref: string, ctx: OpContext): ImageRecord {
+    const image = this.find(ref);
+    if (image.spec.managed) {
+      throw new BangerError('ERR_INVALID_ARGUMENT', `image ${image.name} is already managed by banger`, { hint: 'only registered images need promoting' });
+    }
+    assertExt4(image.spec.rootfs);
+    ctx.progress('copy', `copying ${image.spec.rootfs} into banger's image store`);
+    const final = this.dir(image);
+    const staging = join(this.#deps.layout.imagesDir, `${names.STAGING_PREFIX}${image.id}`);
+    mkdirSync(staging, { recursive: true });
+    try {
+      copyFileSync(image.spec.rootfs, join(staging, names.IMAGE_ROOTFS));
+      renameSync(staging, final);
+      const spec: ImageSpec = { ...image.spec, rootfs: join(final, names.IMAGE_ROOTFS), managed: true };
+      this.#deps.images.updateSpec(image.id, spec);
+      return { ...image, spec };
+    } finally {
+      rmSync(staging, { recursive: true, force: true });
+    }
+  }
+
+  /** Deletes an image; refused while a VM uses it. A registered image's file is left alone. */
+  delete(ref: string): ImageRecord {
+    const image = this.find(ref);
+    const users = this.#deps.images.vmsUsing(image.id);
+    if (users.length > 0) {
+      throw new BangerError('ERR_IN_USE', `image ${image.name} is used by VM${users.length > 1 ? 's' : ''} ${users.join(', ')}`, { hint: 'delete those VMs first' });
+    }
+    this.#deps.images.delete(image.id);
+    if (image.spec.managed) rmSync(this.dir(image), { recursive: true, force: true });
+    return image;
+  }
+
+  sweepStaging(): void {
+    if (!existsSync(this.#deps.layout.imagesDir)) return;
+    for (const entry of readdirSync(this.#deps.layout.imagesDir)) {
+      if (entry.startsWith(names.STAGING_PREFIX)) rmSync(join(this.#deps.layout.imagesDir, entry), { recursive: true, force: true });
+    }
+  }
+}
+
+/** Refuses anything that is not a readable ext2/3/4 filesystem image. */
+function assertExt4(path: string): void {
+  if (!existsSync(path) || !statSync(path).isFile()) {
+    throw new BangerError('ERR_NOT_FOUND', `${path} is not a file`, { hint: 'pass the absolute path of an ext4 root filesystem image' });
+  }
+  const magic = Buffer.alloc(2);
+  const fd = openSync(path, 'r');
+  try {
+    readSync(fd, magic, 0, 2, EXT4_MAGIC_OFFSET);
+  } finally {
+    closeSync(fd);
+  }
+  if (magic.readUInt16LE(0) !== 0xef53) {
+    throw new BangerError('ERR_INVALID_ARGUMENT', `${path} is not an ext4 filesystem image`, { hint: 'build one with mkfs.ext4 -d <dir> <file> <size>' });
+  }
+}
