@@ -10,6 +10,7 @@ import { doctorCommand } from './commands/doctor.js';
 import { imageCommand } from './commands/image.js';
 import { kernelCommand } from './commands/kernel.js';
 import { versionCommand } from './commands/version.js';
+import { vmCommand } from './commands/vm.js';
 import { closeConnections, exitCodeRequested, installInterruptHandler } from './context.js';
 import { EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
 import { Output } from './output.js';
@@ -32,6 +33,7 @@ Getting started:
 Exit status: 0 success, 1 failure, 2 usage error.`,
     );
   program.addCommand(daemonCommand());
+  program.addCommand(vmCommand());
   program.addCommand(imageCommand());
   program.addCommand(kernelCommand());
   program.addCommand(doctorCommand());

@@ -6,15 +6,14 @@ import { currentPathEnv, resolveLayout, type PathEnv } from '../config/paths.js'
 import { ensureRuntimeDir } from '../config/runtime-dir.js';
 import { buildInfo } from '../build-info.js';
 import { BangerError, toBangerError } from '../rpc/errors.js';
-import { ImageService } from '../services/image/image-service.js';
-import { KernelService } from '../services/kernel/kernel-service.js';
 import { openStore, type Store } from '../store/database.js';
-import { ImagesRepo } from '../store/images-repo.js';
-import { KernelsRepo } from '../store/kernels-repo.js';
 import { createHandlers } from './handlers.js';
 import { InstanceLock } from './instance-lock.js';
 import { createDaemonLogger, type Logger } from './logger.js';
 import { RpcServer } from './rpc-server.js';
+import { createServices } from './services.js';
+import { selectDriver, UnavailableDriver } from '../vmm/select.js';
+import type { VmmDriver } from '../vmm/driver.js';
 
 /** Exit status of a daemon that found another one already serving its runtime dir. */
 export const EXIT_ALREADY_RUNNING = 3;
@@ -72,15 +71,15 @@ export async function runDaemon(pathEnv: PathEnv = currentPathEnv()): Promise<nu
 
   const openedStore = store;
   const heldLock = lock;
-  const kernels = new KernelService({ layout, kernels: new KernelsRepo(openedStore), mirror: config.kernelMirror, env: pathEnv.env });
-  kernels.sweepStaging();
-  const images = new ImageService({ layout, images: new ImagesRepo(openedStore), kernels, mirror: config.kernelMirror });
-  images.sweepStaging();
+  const driver = chooseDriver(config, pathEnv.env, log);
+  const services = createServices({ layout, store: openedStore, config, env: pathEnv.env, driver });
+  services.kernels.sweepStaging();
+  services.images.sweepStaging();
+  await services.vms.reconcile(log);
   const server: RpcServer = new RpcServer(
     createHandlers({
       layout,
-      kernels,
-      images,
+      ...services,
       startedAt,
       inFlight: () => server.inFlightCount,
       requestShutdown: (reason) => {
@@ -126,6 +125,19 @@ export async function runDaemon(pathEnv: PathEnv = currentPathEnv()): Promise<nu
   log.info({ socket: layout.socketPath }, 'bangerd ready');
   await stopped;
   return exitCode;
+}
+
+/** A daemon without a usable VMM still serves kernels and images; VM starts fail with the reason. */
+function chooseDriver(config: BangerConfig, env: NodeJS.ProcessEnv, log: Logger): VmmDriver {
+  try {
+    const choice = selectDriver(config, env);
+    log.info({ vmm: choice.reason }, 'vmm selected');
+    return choice.driver;
+  } catch (error) {
+    const reason = toBangerError(error);
+    log.warn({ code: reason.code, err_message: reason.message }, 'no usable vmm: VMs cannot start');
+    return new UnavailableDriver(reason);
+  }
 }
 
 /**

@@ -4,22 +4,25 @@ import { test } from 'node:test';
 import { resolveLayout } from '../config/paths.js';
 import { BangerError } from '../rpc/errors.js';
 import { methods } from '../rpc/methods.js';
-import { ImageService } from '../services/image/image-service.js';
-import { KernelService } from '../services/kernel/kernel-service.js';
-import { ImagesRepo } from '../store/images-repo.js';
+import { defaultConfig } from '../config/schema.js';
+import { QemuDriver } from '../vmm/qemu/qemu-driver.js';
 import { openStore } from '../store/database.js';
-import { KernelsRepo } from '../store/kernels-repo.js';
 import { createHandlers } from './handlers.js';
+import { createServices } from './services.js';
 import { createDaemonLogger } from './logger.js';
 
 const layout = resolveLayout({ env: {}, uid: 1000, home: '/home/test' });
 
-const store = openStore(':memory:');
-const kernels = new KernelService({ layout, kernels: new KernelsRepo(store), mirror: 'http://deb.debian.org/debian', env: {} });
-const images = new ImageService({ layout, images: new ImagesRepo(store), kernels, mirror: 'http://deb.debian.org/debian' });
+const services = createServices({
+  layout,
+  store: openStore(':memory:'),
+  config: defaultConfig(),
+  env: {},
+  driver: new QemuDriver({ binary: '/usr/bin/qemu-system-x86_64', accel: 'tcg' }),
+});
 
 function handlers(requestShutdown: (reason: string) => void = () => undefined): ReturnType<typeof createHandlers> {
-  return createHandlers({ layout, kernels, images, startedAt: new Date(), inFlight: () => 1, requestShutdown });
+  return createHandlers({ layout, ...services, startedAt: new Date(), inFlight: () => 1, requestShutdown });
 }
 
 test('every method in the table has a handler, and no handler lacks a method', () => {

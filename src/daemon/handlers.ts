@@ -7,12 +7,15 @@ import type { KernelService } from '../services/kernel/kernel-service.js';
 import type { ImageService } from '../services/image/image-service.js';
 import { createImageHandlers } from './image-handlers.js';
 import { createKernelHandlers } from './kernel-handlers.js';
+import type { VmService } from '../services/vm/vm-service.js';
+import { createVmHandlers } from './vm-handlers.js';
 import type { DaemonHandlers } from './rpc-server.js';
 
 export interface HandlerDeps {
   layout: Layout;
   kernels: KernelService;
   images: ImageService;
+  vms: VmService;
   startedAt: Date;
   inFlight: () => number;
   /** Starts a graceful shutdown after the current response has been sent. */
@@ -27,6 +30,7 @@ export function createHandlers(deps: HandlerDeps): DaemonHandlers {
   return {
     ...createKernelHandlers(deps.kernels),
     ...createImageHandlers(deps.images, deps.kernels),
+    ...createVmHandlers(deps.vms),
     ping: () =>
       Promise.resolve({
         pid: process.pid,

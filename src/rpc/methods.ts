@@ -144,6 +144,56 @@ export interface ImageCatalogEntryInfo {
   pulled: boolean;
 }
 
+/** A VM as the daemon reports it. */
+export interface VmInfo {
+  id: string;
+  name: string;
+  /** Durable state; `running` only while the VMM is really alive. */
+  state: 'created' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
+  image: string;
+  ip: string;
+  spec: VmSpecInfo;
+  /** The last start or stop failure, if any. */
+  lastError: string | null;
+  createdAt: string;
+  /** How it runs right now (kvm or tcg), when running. */
+  accel: string | null;
+  pid: number | null;
+}
+
+export interface VmSpecInfo {
+  vcpu: number;
+  memoryMiB: number;
+  diskSizeBytes: number;
+  init: 'minimal' | 'systemd';
+}
+
+export interface VmRefParams extends ProgressParams {
+  ref: string;
+}
+
+export interface VmCreateParams extends ProgressParams, VmSpecInfo {
+  name?: string;
+  image?: string;
+  /** Prepare the VM without booting it. */
+  noStart?: boolean;
+}
+
+export interface VmSetParams {
+  ref: string;
+  vcpu?: number;
+  memoryMiB?: number;
+  diskSizeBytes?: number;
+}
+
+export interface VmSshTarget {
+  name: string;
+  host: string;
+  user: string;
+  keyPath: string;
+  knownHosts: string;
+}
+
 export const methods = {
   ping: method<NoParams, PingResult>('daemon.ping'),
   shutdown: method<NoParams, ShutdownResult>('daemon.shutdown'),
@@ -173,6 +223,21 @@ export const methods = {
   imagePromote: method<ImageRefParams & ProgressParams, ImageInfo>('image.promote'),
   /** Refused (ERR_IN_USE) while a VM uses the image. */
   imageDelete: method<ImageRefParams, ImageInfo>('image.delete'),
+
+  /** Creates and (unless noStart) boots a VM, pulling its image on first use; reports stages. */
+  vmCreate: method<VmCreateParams, VmInfo>('vm.create'),
+  vmList: method<NoParams, { vms: VmInfo[] }>('vm.list'),
+  vmShow: method<VmRefParams, VmInfo>('vm.show'),
+  vmStart: method<VmRefParams, VmInfo>('vm.start'),
+  vmStop: method<VmRefParams, VmInfo>('vm.stop'),
+  vmRestart: method<VmRefParams, VmInfo>('vm.restart'),
+  vmKill: method<VmRefParams, VmInfo>('vm.kill'),
+  vmDelete: method<VmRefParams, VmInfo>('vm.delete'),
+  /** Applies on the next start; the disk only grows. */
+  vmSet: method<VmSetParams, VmInfo>('vm.set'),
+  vmLogs: method<VmRefParams & { lines: number }, { lines: string[] }>('vm.logs'),
+  /** Where and how to reach a running VM with the system ssh (host key already pinned). */
+  vmSshTarget: method<VmRefParams, VmSshTarget>('vm.sshTarget'),
 } as const;
 
 export type Methods = typeof methods;

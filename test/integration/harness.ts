@@ -1,5 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,7 +37,10 @@ export class BangerWorld {
   readonly env: NodeJS.ProcessEnv;
   readonly layout: Layout;
 
-  constructor(options: { runtimeParent?: string; sharedDownloads?: boolean } = {}) {
+  /** Bridge of this world's VMs when created with `network: true`. */
+  readonly bridge: string | undefined;
+
+  constructor(options: { runtimeParent?: string; sharedDownloads?: boolean; network?: boolean } = {}) {
     this.root = mkdtempSync(join(tmpdir(), 'banger-it-'));
     this.env = {
       ...process.env,
@@ -47,6 +51,16 @@ export class BangerWorld {
       XDG_RUNTIME_DIR: options.runtimeParent ?? join(this.root, 'run'),
     };
     this.layout = resolveLayout({ env: this.env, uid: process.getuid?.() ?? 0, home: join(this.root, 'home') });
+    if (options.network === true) {
+      // A bridge and subnet of its own, so worlds (and a developer's real banger) never collide.
+      const tag = randomBytes(2).toString('hex');
+      const [a = 0, b = 0] = randomBytes(2);
+      this.bridge = `bt${tag}`;
+      mkdirSync(this.layout.configDir, { recursive: true });
+      writeFileSync(this.layout.configFile, `[network]\nbridge = "${this.bridge}"\nsubnet = "10.${100 + (a % 100)}.${b}.0/24"\n`);
+    } else {
+      this.bridge = undefined;
+    }
   }
 
   /** Runs `banger …` to completion. */
@@ -92,14 +106,41 @@ export class BangerWorld {
       .map((l) => l.pid as number);
   }
 
+  /** Pids of VMM processes started for this world (their command lines name its directories). */
+  vmmPids(): number[] {
+    return readdirSync('/proc')
+      .filter((entry) => /^\d+$/.test(entry))
+      .map(Number)
+      .filter((pid) => {
+        try {
+          const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+          return cmdline.startsWith('qemu-system') || cmdline.includes('/qemu-system') ? cmdline.includes(this.root) : false;
+        } catch {
+          return false;
+        }
+      });
+  }
+
+  /** Network links whose name starts with this world's bridge name (the bridge and its taps). */
+  links(): string[] {
+    if (this.bridge === undefined) return [];
+    const output = spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).stdout;
+    return output
+      .split('\n')
+      .map((line) => /^\d+: ([^:@]+)/.exec(line)?.[1] ?? '')
+      .filter((name) => name.startsWith(this.bridge ?? '\0'));
+  }
+
+  /** Stops everything this world started (daemons, VMs, taps, bridge) and removes its files. */
   close(): void {
-    for (const pid of this.daemonPids()) {
+    for (const pid of [...this.daemonPids(), ...this.vmmPids()]) {
       try {
         process.kill(pid, 'SIGKILL');
       } catch {
         // already gone
       }
     }
+    for (const link of this.links().reverse()) spawnSync('ip', ['link', 'del', link]);
     rmSync(this.root, { recursive: true, force: true });
   }
 }

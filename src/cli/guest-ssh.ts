@@ -1,0 +1,48 @@
+import { spawn } from 'node:child_process';
+
+import type { VmSshTarget } from '../rpc/methods.js';
+
+/**
+ * Runs the system `ssh` into a VM with banger's key and banger's own
+ * known_hosts (the user's ~/.ssh is neither read nor written: -F /dev/null).
+ * The daemon pinned the guest's host key when the VM booted.
+ */
+
+/** Quotes one argument for the guest's POSIX shell, so argv reaches the command unchanged. */
+export function shellQuote(arg: string): string {
+  return /^[A-Za-z0-9_./:=@%+,-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
+}
+
+export function sshArgs(target: VmSshTarget, options: { interactive: boolean; tty: boolean; command?: readonly string[] }): string[] {
+  return [
+    '-F',
+    '/dev/null',
+    '-i',
+    target.keyPath,
+    '-o',
+    'IdentitiesOnly=yes',
+    '-o',
+    `UserKnownHostsFile=${target.knownHosts}`,
+    '-o',
+    'GlobalKnownHostsFile=/dev/null',
+    '-o',
+    `StrictHostKeyChecking=${options.interactive ? 'accept-new' : 'yes'}`,
+    '-o',
+    'LogLevel=ERROR',
+    ...(options.interactive ? [] : ['-o', 'BatchMode=yes']),
+    ...(options.tty ? ['-tt'] : ['-T']),
+    `${target.user}@${target.host}`,
+    ...(options.command === undefined || options.command.length === 0 ? [] : ['--', options.command.map(shellQuote).join(' ')]),
+  ];
+}
+
+/** Runs ssh with the terminal attached; resolves with its exit status (the guest command's, or 255 for ssh errors). */
+export function runSsh(args: readonly string[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('ssh', args, { stdio: 'inherit' });
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      resolve(code ?? (signal === null ? 255 : 128 + (signal === 'SIGINT' ? 2 : 15)));
+    });
+  });
+}

@@ -1,0 +1,90 @@
+import { BangerError } from '../rpc/errors.js';
+import type { VmInfo } from '../rpc/methods.js';
+import type { VmService, VmView } from '../services/vm/vm-service.js';
+import { optionalString, requireString } from './params.js';
+import type { DaemonHandlers } from './rpc-server.js';
+
+export type VmHandlers = Pick<
+  DaemonHandlers,
+  'vmCreate' | 'vmList' | 'vmShow' | 'vmStart' | 'vmStop' | 'vmRestart' | 'vmKill' | 'vmDelete' | 'vmSet' | 'vmLogs' | 'vmSshTarget'
+>;
+
+export function vmInfo(view: VmView): VmInfo {
+  const { vm } = view;
+  return {
+    id: vm.id,
+    name: vm.name,
+    state: vm.state === 'running' && !view.alive ? 'stopped' : vm.state,
+    image: view.image?.name ?? '(deleted)',
+    ip: view.guestIp,
+    spec: vm.spec,
+    lastError: vm.lastError,
+    createdAt: vm.createdAt,
+    accel: view.accel,
+    pid: view.pid,
+  };
+}
+
+function integer(params: unknown, key: string, required: boolean): number | undefined {
+  const value = (params as Record<string, unknown>)[key];
+  if (value === undefined && !required) return undefined;
+  if (typeof value !== 'number' || !Number.isInteger(value)) throw new BangerError('ERR_INVALID_ARGUMENT', `param "${key}" must be an integer`);
+  return value;
+}
+
+export function createVmHandlers(vms: VmService): VmHandlers {
+  const byRef = async (params: unknown, op: (ref: string) => Promise<unknown>): Promise<VmInfo> => {
+    const ref = requireString(params, 'ref');
+    await op(ref);
+    return vmInfo(await vms.show(ref));
+  };
+  return {
+    vmCreate: async (params, ctx) => {
+      const init = optionalString(params, 'init') ?? 'minimal';
+      if (init !== 'minimal' && init !== 'systemd') throw new BangerError('ERR_INVALID_ARGUMENT', `init must be minimal or systemd, got "${init}"`);
+      const vm = await vms.create(
+        {
+          name: optionalString(params, 'name'),
+          image: optionalString(params, 'image'),
+          noStart: (params as { noStart?: unknown }).noStart === true,
+          spec: {
+            vcpu: integer(params, 'vcpu', true) ?? 1,
+            memoryMiB: integer(params, 'memoryMiB', true) ?? 1024,
+            diskSizeBytes: integer(params, 'diskSizeBytes', true) ?? 0,
+            init,
+          },
+        },
+        ctx,
+      );
+      return vmInfo(await vms.show(vm.id));
+    },
+    vmList: async () => ({ vms: (await vms.list()).map(vmInfo) }),
+    vmShow: async (params) => vmInfo(await vms.show(requireString(params, 'ref'))),
+    vmStart: (params, ctx) => byRef(params, (ref) => vms.start(ref, ctx)),
+    vmStop: (params, ctx) => byRef(params, (ref) => vms.stop(ref, ctx)),
+    vmRestart: (params, ctx) => byRef(params, (ref) => vms.restart(ref, ctx)),
+    vmKill: (params, ctx) => byRef(params, (ref) => vms.kill(ref, ctx)),
+    vmDelete: async (params, ctx) => {
+      const view = await vms.show(requireString(params, 'ref'));
+      await vms.delete(view.vm.id, ctx);
+      return { ...vmInfo(view), state: 'stopped', pid: null, accel: null };
+    },
+    vmSet: async (params) => {
+      const changes = {
+        ...(integer(params, 'vcpu', false) === undefined ? {} : { vcpu: integer(params, 'vcpu', false) }),
+        ...(integer(params, 'memoryMiB', false) === undefined ? {} : { memoryMiB: integer(params, 'memoryMiB', false) }),
+        ...(integer(params, 'diskSizeBytes', false) === undefined ? {} : { diskSizeBytes: integer(params, 'diskSizeBytes', false) }),
+      } as { vcpu?: number; memoryMiB?: number; diskSizeBytes?: number };
+      const vm = await vms.set(requireString(params, 'ref'), changes);
+      return vmInfo(await vms.show(vm.id));
+    },
+    vmLogs: async (params) => {
+      const view = await vms.show(requireString(params, 'ref'));
+      return { lines: vms.consoleTail(view.vm, integer(params, 'lines', false) ?? 100) };
+    },
+    vmSshTarget: async (params) => {
+      const target = await vms.sshTarget(requireString(params, 'ref'));
+      return { name: target.vm.name, host: target.host, user: 'root', keyPath: target.keyPath, knownHosts: target.knownHosts };
+    },
+  };
+}

@@ -1,0 +1,117 @@
+import { Client, type ClientChannel } from 'ssh2';
+
+import { BangerError } from '../rpc/errors.js';
+import { verifyOrPin } from './known-hosts.js';
+
+/**
+ * The daemon's SSH to guests (ssh2): connects as root with banger's key and
+ * verifies the guest's host key against banger's known_hosts (trust on first
+ * use). Readiness of a VM means this succeeds.
+ */
+
+export interface GuestTarget {
+  host: string;
+  privateKey: Buffer;
+  knownHosts: string;
+}
+
+/** Parses an ssh wire-format public key blob into its type and base64. */
+function hostKeyOf(blob: Buffer): { type: string; key: string } {
+  const length = blob.readUInt32BE(0);
+  return { type: blob.toString('latin1', 4, 4 + length), key: blob.toString('base64') };
+}
+
+export function connectGuest(target: GuestTarget, timeoutMs: number): Promise<Client> {
+  return new Promise((resolve, reject) => {
+    const client = new Client();
+    let mismatch: Error | undefined;
+    client.once('ready', () => {
+      resolve(client);
+    });
+    client.once('error', (error) => {
+      client.end();
+      reject(mismatch ?? error);
+    });
+    client.connect({
+      host: target.host,
+      port: 22,
+      username: 'root',
+      privateKey: target.privateKey,
+      readyTimeout: timeoutMs,
+      algorithms: { serverHostKey: ['ssh-ed25519'] },
+      hostVerifier: (blob: Buffer) => {
+        try {
+          return verifyOrPin(target.knownHosts, target.host, hostKeyOf(blob));
+        } catch (error) {
+          mismatch = error instanceof Error ? error : new Error(String(error));
+          return false;
+        }
+      },
+    });
+  });
+}
+
+export interface ExecResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command on an open connection and collects its output. */
+export function execOn(client: Client, command: string, signal?: AbortSignal): Promise<ExecResult> {
+  return new Promise((resolve, reject) => {
+    client.exec(command, (error: Error | undefined, channel: ClientChannel) => {
+      if (error !== undefined) {
+        reject(new BangerError('ERR_GUEST_SSH', `cannot run a command in the guest: ${error.message}`, { cause: error }));
+        return;
+      }
+      let stdout = '';
+      let stderr = '';
+      let code = -1;
+      const onAbort = (): void => {
+        channel.close();
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      channel.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      channel.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      channel.on('exit', (exitCode: number | null) => {
+        code = exitCode ?? -1;
+      });
+      channel.on('close', () => {
+        signal?.removeEventListener('abort', onAbort);
+        if (signal?.aborted === true) reject(signal.reason instanceof Error ? signal.reason : new BangerError('ERR_CANCELLED', 'cancelled'));
+        else resolve({ code, stdout, stderr });
+      });
+    });
+  });
+}
+
+/**
+ * Polls until the guest's sshd answers with a trusted host key, or until
+ * `deadlineMs`. `stillBooting` lets the caller stop early when the VM died.
+ * A host key mismatch ends the wait at once.
+ */
+export async function waitForSsh(
+  target: GuestTarget,
+  options: { deadlineMs: number; signal: AbortSignal; stillBooting: () => string | undefined },
+): Promise<Client> {
+  const deadline = Date.now() + options.deadlineMs;
+  let lastError: unknown;
+  for (;;) {
+    options.signal.throwIfAborted();
+    const why = options.stillBooting();
+    if (why !== undefined) throw new BangerError('ERR_VM_START_FAILED', why, { hint: 'see `banger vm logs <vm>` for the guest console' });
+    try {
+      return await connectGuest(target, 3000);
+    } catch (error) {
+      if (error instanceof BangerError && error.code === 'ERR_HOST_KEY_MISMATCH') throw error;
+      lastError = error;
+    }
+    if (Date.now() > deadline) {
+      throw new BangerError('ERR_GUEST_SSH', `the guest did not answer SSH within ${Math.round(options.deadlineMs / 1000)}s: ${(lastError as Error | undefined)?.message ?? 'no answer'}`, {
+        hint: 'see `banger vm logs <vm>` for the guest console',
+      });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}

@@ -1,0 +1,96 @@
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+
+import type { FileSyncEntry } from '../../config/schema.js';
+import { MINIMAL_INITTAB, SSHD_DROPIN } from '../../guest/sshd-dropin.js';
+import { generateHostKey } from '../../guest/ssh-keys.js';
+import { runCommand } from '../../host/privileged.js';
+import type { OpContext } from '../op-context.js';
+
+/**
+ * A VM's two disks, built on the host without mounts or root: a staging tree
+ * packed with `mkfs.ext4 -d`. The initramfs makes their files root's on first
+ * boot.
+ *
+ * - upper: the overlay's upper layer over the shared image. Holds the VM's own
+ *   files: hostname, hosts, resolv.conf, sshd drop-in, a fresh host key,
+ *   busybox and the minimal init.
+ * - work: mounted at /root; authorized_keys (StrictModes-correct modes) and
+ *   the [[file_sync]] entries.
+ */
+
+export interface UpperDiskInputs {
+  name: string;
+  guestIp: string;
+  gatewayIp: string;
+  busybox: string;
+  minimalInit: string;
+  sizeBytes: number;
+}
+
+export async function buildUpperDisk(path: string, staging: string, inputs: UpperDiskInputs, ctx: OpContext): Promise<void> {
+  const upper = join(staging, 'upper');
+  const etc = join(upper, 'etc');
+  mkdirSync(join(etc, 'ssh', 'sshd_config.d'), { recursive: true });
+  mkdirSync(join(upper, 'banger'), { recursive: true });
+  writeFileSync(join(etc, 'hostname'), `${inputs.name}\n`);
+  writeFileSync(join(etc, 'hosts'), `127.0.0.1 localhost\n${inputs.guestIp} ${inputs.name} ${inputs.name}.vm\n::1 localhost ip6-localhost ip6-loopback\n`);
+  writeFileSync(join(etc, 'resolv.conf'), `nameserver ${inputs.gatewayIp}\n`);
+  writeFileSync(join(etc, 'ssh', 'sshd_config.d', '99-banger.conf'), SSHD_DROPIN);
+  writeFileSync(join(etc, 'inittab'), MINIMAL_INITTAB);
+  await generateHostKey(join(etc, 'ssh', 'ssh_host_ed25519_key'), `root@${inputs.name}`);
+  copyFileSync(inputs.busybox, join(upper, 'banger', 'busybox'));
+  chmodSync(join(upper, 'banger', 'busybox'), 0o755);
+  copyFileSync(inputs.minimalInit, join(upper, 'banger', 'init'));
+  chmodSync(join(upper, 'banger', 'init'), 0o755);
+  await mkfs(path, staging, inputs.sizeBytes, ctx);
+}
+
+export interface WorkDiskInputs {
+  authorizedKey: string;
+  fileSync: readonly FileSyncEntry[];
+  sizeBytes: number;
+}
+
+/** Returns the file_sync host paths that were missing (skipped, to be warned about). */
+export async function buildWorkDisk(path: string, staging: string, inputs: WorkDiskInputs, ctx: OpContext): Promise<string[]> {
+  chmodSync(staging, 0o700);
+  const skipped: string[] = [];
+  for (const entry of inputs.fileSync) {
+    if (!existsSync(entry.host)) {
+      skipped.push(entry.host);
+      continue;
+    }
+    const target = join(staging, entry.guest.replace(/^\/root\/?/, ''));
+    mkdirSync(dirname(target), { recursive: true });
+    if (statSync(entry.host).isDirectory()) cpSync(entry.host, target, { recursive: true });
+    else {
+      writeFileSync(target, readFileSync(entry.host));
+      chmodSync(target, entry.mode ?? 0o600);
+    }
+  }
+  const ssh = join(staging, '.ssh');
+  mkdirSync(ssh, { recursive: true });
+  chmodSync(ssh, 0o700);
+  writeFileSync(join(ssh, 'authorized_keys'), `${inputs.authorizedKey}\n`, { mode: 0o600 });
+  await mkfs(path, staging, inputs.sizeBytes, ctx);
+  return skipped;
+}
+
+/** A sparse ext4 of `sizeBytes` populated from `dir`; lazy init keeps it fast to make. */
+async function mkfs(path: string, dir: string, sizeBytes: number, ctx: OpContext): Promise<void> {
+  rmSync(path, { force: true });
+  await runCommand(
+    'mkfs.ext4',
+    ['-q', '-F', '-E', 'lazy_itable_init=1,lazy_journal_init=1', '-d', dir, path, `${Math.floor(sizeBytes / (1024 * 1024))}M`],
+    { signal: ctx.signal },
+  );
+}
+
+/** Grows a stopped VM's work disk to `sizeBytes` (file, then filesystem). */
+export async function growDisk(path: string, sizeBytes: number, ctx: OpContext): Promise<void> {
+  // A killed VM leaves the disk unclean; e2fsprogs refuses to resize it until checked.
+  await runCommand('e2fsck', ['-fy', path], { signal: ctx.signal }).catch(() => undefined);
+  await runCommand('truncate', ['-s', String(sizeBytes), path], { signal: ctx.signal });
+  await runCommand('resize2fs', [path], { signal: ctx.signal });
+}

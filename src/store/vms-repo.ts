@@ -1,0 +1,112 @@
+import { BangerError } from '../rpc/errors.js';
+import type { Store } from './database.js';
+import { nowIso } from './records.js';
+
+export type VmState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
+export type InitMode = 'minimal' | 'systemd';
+
+/** What a VM is (durable intent). Pids, taps and sockets are not here: see handles. */
+export interface VmSpec {
+  vcpu: number;
+  memoryMiB: number;
+  diskSizeBytes: number;
+  init: InitMode;
+}
+
+export interface VmRecord {
+  id: string;
+  name: string;
+  state: VmState;
+  imageId: string;
+  slot: number;
+  spec: VmSpec;
+  lastError: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+interface VmRow {
+  id: string;
+  name: string;
+  state: VmState;
+  image_id: string;
+  slot: number;
+  spec: string;
+  last_error: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+function fromRow(row: VmRow): VmRecord {
+  return {
+    id: row.id,
+    name: row.name,
+    state: row.state,
+    imageId: row.image_id,
+    slot: row.slot,
+    spec: JSON.parse(row.spec) as VmSpec,
+    lastError: row.last_error,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+export class VmsRepo {
+  readonly #store: Store;
+
+  constructor(store: Store) {
+    this.#store = store;
+  }
+
+  list(): VmRecord[] {
+    return (this.#store.db.prepare('SELECT * FROM vms ORDER BY created_at, name').all() as VmRow[]).map(fromRow);
+  }
+
+  get(id: string): VmRecord | undefined {
+    const row = this.#store.db.prepare('SELECT * FROM vms WHERE id = ?').get(id) as VmRow | undefined;
+    return row === undefined ? undefined : fromRow(row);
+  }
+
+  /**
+   * Claims a name and the lowest free slot in one transaction. The name check
+   * is an exact match (a new name may prefix an existing one: "beta" next to
+   * "beta-sandbox" is fine).
+   */
+  reserve(vm: { id: string; name: string; imageId: string; spec: VmSpec }, maxSlot: number): VmRecord {
+    return this.#store.write((db) => {
+      if (db.prepare('SELECT 1 FROM vms WHERE name = ?').get(vm.name) !== undefined) {
+        throw new BangerError('ERR_ALREADY_EXISTS', `a VM named "${vm.name}" already exists`, { hint: 'pick another --name, or delete the old VM' });
+      }
+      const used = new Set((db.prepare('SELECT slot FROM vms').all() as { slot: number }[]).map((r) => r.slot));
+      let slot = 1;
+      while (used.has(slot)) slot++;
+      if (slot > maxSlot) {
+        throw new BangerError('ERR_INVALID_ARGUMENT', `no free address left in the VM subnet (${maxSlot} VMs)`, { hint: 'delete VMs you no longer need, or configure a larger [network] subnet' });
+      }
+      const now = nowIso();
+      db.prepare('INSERT INTO vms (id, name, state, image_id, slot, spec, last_error, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?)').run(
+        vm.id,
+        vm.name,
+        'created',
+        vm.imageId,
+        slot,
+        JSON.stringify(vm.spec),
+        now,
+        now,
+      );
+      return { ...vm, state: 'created' as const, slot, lastError: null, createdAt: now, updatedAt: now };
+    });
+  }
+
+  setState(id: string, state: VmState, lastError: string | null = null): void {
+    this.#store.write((db) => db.prepare('UPDATE vms SET state = ?, last_error = ?, updated_at = ? WHERE id = ?').run(state, lastError, nowIso(), id));
+  }
+
+  setSpec(id: string, spec: VmSpec): void {
+    this.#store.write((db) => db.prepare('UPDATE vms SET spec = ?, updated_at = ? WHERE id = ?').run(JSON.stringify(spec), nowIso(), id));
+  }
+
+  delete(id: string): void {
+    this.#store.write((db) => db.prepare('DELETE FROM vms WHERE id = ?').run(id));
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * What a VMM must do for banger. A driver starts a VM described by a
+ * LaunchSpec as a process that outlives the request and the daemon (banger
+ * owns its lifetime explicitly: stop, kill, reconcile), and controls it
+ * through the handle it returns. Optional abilities are declared in
+ * `features`, not guessed.
+ */
+
+export interface LaunchSpec {
+  vmId: string;
+  vcpu: number;
+  memoryMiB: number;
+  kernel: { vmlinux: string; initramfs: string };
+  /** Read-only shared image, per-VM upper disk, per-VM work disk. */
+  disks: { image: string; upper: string; work: string };
+  net: { tap: string; mac: string; guestIp: string; prefix: number; gatewayIp: string };
+  init: 'minimal' | 'systemd';
+  /** Per-VM directory for logs (console.log, vmm.log). */
+  vmDir: string;
+  /** Per-VM directory for control sockets (in the 0700 runtime dir). */
+  runDir: string;
+}
+
+/** Momentary facts about a running VMM; persisted in the VM's handles.json, never in the store. */
+export interface VmmHandle {
+  driver: DriverName;
+  pid: number;
+  /** QMP socket (QEMU) or API socket (Firecracker). */
+  controlSocket: string;
+  /** How the VM is being run, e.g. "tcg" or "kvm". */
+  accel: string;
+}
+
+export type DriverName = 'qemu' | 'firecracker';
+
+export interface DriverFeatures {
+  /** Can ask the guest to power off (ACPI power button / Ctrl-Alt-Del). */
+  requestShutdown: boolean;
+  /** Runs without hardware virtualization (software emulation). */
+  softwareEmulation: boolean;
+}
+
+export interface VmmDriver {
+  readonly name: DriverName;
+  readonly features: DriverFeatures;
+  /**
+   * Starts the VMM and returns once the process is up (not the guest). On
+   * failure nothing is left running and the error says why (from the VMM's
+   * own output where possible).
+   */
+  start(spec: LaunchSpec, signal?: AbortSignal): Promise<VmmHandle>;
+  /** Asks the guest to power off; resolves once asked (not once off). Best effort. */
+  requestShutdown(handle: VmmHandle): Promise<void>;
+  /** Kills the VMM process. MUST be idempotent: killing a dead VMM is fine. */
+  kill(handle: VmmHandle): Promise<void>;
+  /** True while this handle's process runs (checked against pid reuse). */
+  isAlive(handle: VmmHandle): boolean;
+}

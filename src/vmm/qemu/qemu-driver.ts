@@ -1,0 +1,125 @@
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { hostTscKhz } from '../../host/tsc.js';
+import { BangerError } from '../../rpc/errors.js';
+import type { DriverFeatures, LaunchSpec, VmmDriver, VmmHandle } from '../driver.js';
+import { pidAlive, processMatches, waitForExit } from '../process.js';
+import { qmpCommand } from './qmp.js';
+
+export const QMP_SOCKET = 'qmp.sock';
+export const CONSOLE_LOG = 'console.log';
+export const VMM_LOG = 'vmm.log';
+
+const START_TIMEOUT_MS = 10_000;
+
+export type Accel = 'kvm' | 'tcg';
+
+/**
+ * QEMU's microvm machine: PVH boot of the extracted vmlinux with banger's
+ * initramfs, virtio-mmio disks and net, serial console appended to a per-VM
+ * log, QMP on a unix socket in the runtime dir. Under TCG (no usable KVM)
+ * the guest gets `tsc_early_khz` from the host, without which microvm stalls
+ * calibrating its TSC, and a smaller translation cache (tb-size=64 MiB).
+ */
+export class QemuDriver implements VmmDriver {
+  readonly name = 'qemu' as const;
+  readonly features: DriverFeatures;
+  readonly #binary: string;
+  readonly #accel: Accel;
+
+  constructor(options: { binary: string; accel: Accel }) {
+    this.#binary = options.binary;
+    this.#accel = options.accel;
+    this.features = { requestShutdown: true, softwareEmulation: options.accel === 'tcg' };
+  }
+
+  args(spec: LaunchSpec): string[] {
+    const tsc = this.#accel === 'tcg' ? hostTscKhz() : undefined;
+    const cmdline = [
+      'console=ttyS0',
+      'panic=-1',
+      'quiet',
+      'cryptomgr.notests',
+      ...(tsc === undefined ? [] : [`tsc_early_khz=${tsc}`]),
+      'banger.root=/dev/vda',
+      'banger.upper=/dev/vdb',
+      'banger.work=/dev/vdc',
+      `banger.ip=${spec.net.guestIp}/${spec.net.prefix}`,
+      `banger.gw=${spec.net.gatewayIp}`,
+      `banger.init=${spec.init}`,
+      `banger.vm=${spec.vmId}`,
+    ].join(' ');
+    const accel = this.#accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi,tb-size=64', '-cpu', 'max'];
+    return [
+      '-name',
+      `banger-${spec.vmId}`,
+      ...['-M', 'microvm,acpi=on', ...accel, '-m', String(spec.memoryMiB), '-smp', String(spec.vcpu)],
+      ...['-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot'],
+      ...['-chardev', `file,id=console,path=${join(spec.vmDir, CONSOLE_LOG)},append=on`, '-serial', 'chardev:console'],
+      ...['-qmp', `unix:${join(spec.runDir, QMP_SOCKET)},server=on,wait=off`],
+      ...['-kernel', spec.kernel.vmlinux, '-initrd', spec.kernel.initramfs, '-append', cmdline],
+      ...['-drive', `id=image,file=${spec.disks.image},format=raw,if=none,readonly=on`, '-device', 'virtio-blk-device,drive=image'],
+      ...['-drive', `id=upper,file=${spec.disks.upper},format=raw,if=none`, '-device', 'virtio-blk-device,drive=upper'],
+      ...['-drive', `id=work,file=${spec.disks.work},format=raw,if=none`, '-device', 'virtio-blk-device,drive=work'],
+      ...['-netdev', `tap,id=net0,ifname=${spec.net.tap},script=no,downscript=no`, '-device', `virtio-net-device,netdev=net0,mac=${spec.net.mac}`],
+    ];
+  }
+
+  async start(spec: LaunchSpec, signal?: AbortSignal): Promise<VmmHandle> {
+    mkdirSync(spec.runDir, { recursive: true, mode: 0o700 });
+    const qmp = join(spec.runDir, QMP_SOCKET);
+    rmSync(qmp, { force: true });
+    const logPath = join(spec.vmDir, VMM_LOG);
+    const log = openSync(logPath, 'w', 0o600);
+    // Detached and in its own session: the VM outlives this request and the daemon.
+    const child = spawn(this.#binary, this.args(spec), { detached: true, stdio: ['ignore', log, log] });
+    closeSync(log);
+    child.unref();
+    let exited: number | null | undefined;
+    child.on('exit', (code) => {
+      exited = code;
+    });
+    child.on('error', () => {
+      exited = -1;
+    });
+    const pid = child.pid;
+    if (pid === undefined) throw new BangerError('ERR_VMM_FAILED', `cannot run ${this.#binary}`, { hint: 'apt-get install qemu-system-x86' });
+    const handle: VmmHandle = { driver: 'qemu', pid, controlSocket: qmp, accel: this.#accel };
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    while (!existsSync(qmp)) {
+      if (exited !== undefined || signal?.aborted === true || Date.now() > deadline) {
+        await this.kill(handle);
+        if (signal?.aborted === true) throw signal.reason instanceof Error ? signal.reason : new BangerError('ERR_CANCELLED', 'cancelled');
+        const output = readFileSync(logPath, 'utf8').trim().split('\n').slice(-3).join(' | ');
+        throw new BangerError('ERR_VMM_FAILED', `qemu ${exited === undefined ? 'did not start in time' : `exited (${exited ?? 'signal'})`}: ${output}`, {
+          hint: `full output in ${logPath}`,
+        });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return handle;
+  }
+
+  async requestShutdown(handle: VmmHandle): Promise<void> {
+    if (!this.isAlive(handle)) return;
+    await qmpCommand(handle.controlSocket, 'system_powerdown');
+  }
+
+  async kill(handle: VmmHandle): Promise<void> {
+    if (processMatches(handle.pid, handle.controlSocket)) {
+      try {
+        process.kill(handle.pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+      await waitForExit(handle.pid, handle.controlSocket, 5000);
+    }
+    rmSync(handle.controlSocket, { force: true });
+  }
+
+  isAlive(handle: VmmHandle): boolean {
+    return pidAlive(handle.pid) && processMatches(handle.pid, handle.controlSocket);
+  }
+}

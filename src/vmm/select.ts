@@ -1,0 +1,64 @@
+import type { BangerConfig } from '../config/schema.js';
+import { findExecutable } from '../host/executables.js';
+import { detectKvm } from '../host/kvm.js';
+import { BangerError } from '../rpc/errors.js';
+import type { DriverFeatures, LaunchSpec, VmmDriver, VmmHandle } from './driver.js';
+import { processMatches } from './process.js';
+import { QemuDriver } from './qemu/qemu-driver.js';
+
+export interface DriverChoice {
+  driver: VmmDriver;
+  /** Why this driver and acceleration, for logs and doctor. */
+  reason: string;
+}
+
+/**
+ * Picks the VMM for `vmm = auto|qemu|firecracker`. KVM is used only when the
+ * host can really run ordinary guests with it (a vendor module, not PVM);
+ * otherwise QEMU runs them under TCG emulation, which is slower but never
+ * hangs. Firecracker needs usable KVM.
+ */
+export function selectDriver(config: Pick<BangerConfig, 'vmm' | 'qemuBin' | 'firecrackerBin'>, env: NodeJS.ProcessEnv): DriverChoice {
+  const kvm = detectKvm();
+  const kvmUsable = kvm.kind === 'usable';
+  if (config.vmm === 'firecracker') {
+    throw new BangerError('ERR_KVM_UNAVAILABLE', 'the Firecracker driver is not available in this build', {
+      hint: 'set vmm = "auto" or "qemu" in config.toml',
+    });
+  }
+  const binary = findExecutable(config.qemuBin ?? 'qemu-system-x86_64', env);
+  if (binary === undefined) {
+    throw new BangerError('ERR_HOST_TOOL_MISSING', 'qemu-system-x86_64 is not installed', { hint: 'apt-get install qemu-system-x86' });
+  }
+  const accel = kvmUsable ? 'kvm' : 'tcg';
+  const why = kvm.kind === 'usable' ? `KVM usable (${kvm.module})` : `no usable KVM (${kvm.kind}): TCG emulation`;
+  return { driver: new QemuDriver({ binary, accel }), reason: `qemu, ${why}` };
+}
+
+/** Stands in when no VMM can be used: starting fails with the reason; existing VMs can still be killed. */
+export class UnavailableDriver implements VmmDriver {
+  readonly name = 'qemu' as const;
+  readonly features: DriverFeatures = { requestShutdown: false, softwareEmulation: false };
+  readonly #reason: BangerError;
+
+  constructor(reason: BangerError) {
+    this.#reason = reason;
+  }
+
+  start(_spec: LaunchSpec): Promise<VmmHandle> {
+    return Promise.reject(this.#reason);
+  }
+
+  requestShutdown(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  kill(handle: VmmHandle): Promise<void> {
+    if (processMatches(handle.pid, handle.controlSocket)) process.kill(handle.pid, 'SIGKILL');
+    return Promise.resolve();
+  }
+
+  isAlive(handle: VmmHandle): boolean {
+    return processMatches(handle.pid, handle.controlSocket);
+  }
+}

@@ -1,0 +1,138 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import type { ImageInfo, VmInfo } from '../../src/rpc/methods.js';
+import { BangerWorld, processAlive, waitFor } from '../integration/harness.js';
+
+/**
+ * Real VMs: QEMU (TCG on these machines) booting the Debian kernel and image
+ * with banger's initramfs, real sshd, a real bridge and taps. One world for
+ * the whole file, so the image is built once (on its first `vm run`).
+ */
+describe('VM lifecycle on real QEMU', () => {
+  let world: BangerWorld;
+  before(() => {
+    world = new BangerWorld({ sharedDownloads: true, network: true });
+  });
+  after(() => {
+    world.close();
+  });
+
+  const show = (ref: string): Promise<VmInfo> => world.json<VmInfo>(['vm', 'show', ref]);
+  const knownHosts = (): string => (existsSync(world.layout.knownHosts) ? readFileSync(world.layout.knownHosts, 'utf8') : '');
+
+  test('vm run on a fresh state dir pulls kernel and image, runs the command, and passes its exit status', async () => {
+    const result = await world.run(['vm', 'run', '--rm', '--name', 'first', '--', 'sh', '-c', 'uname -r; test -f /root/.ssh/authorized_keys; exit 7'], { timeoutMs: 900_000 });
+    assert.equal(result.code, 7, result.stderr);
+    assert.match(result.stdout, /^6\.1\.0-\d+-cloud-amd64$/m);
+    assert.match(result.stderr, /^spec: \d+ vcpu · \d+ MiB · \d+G disk$/m);
+    assert.match(result.stderr, /image debian-bookworm is not here yet: pulling it from the catalog/);
+    const { images } = await world.json<{ images: ImageInfo[] }>(['image', 'list']);
+    assert.deepEqual(images.map((i) => i.name), ['debian-bookworm']);
+    // --rm: nothing of the VM remains.
+    assert.deepEqual((await world.json<{ vms: VmInfo[] }>(['vm', 'list'])).vms, []);
+    assert.deepEqual(world.vmmPids(), []);
+  });
+
+  test('create, exec, stop, start, exec, set --vcpu 2, restart, nproc, delete', async () => {
+    const created = await world.json<VmInfo>(['vm', 'create', '--name', 'box', '--vcpu', '1'], { timeoutMs: 300_000 });
+    assert.equal(created.state, 'running');
+    assert.equal(created.spec.vcpu, 1);
+
+    const write = await world.run(['vm', 'exec', 'box', '--', 'sh', '-c', 'echo kept > /root/note && cat /etc/hostname']);
+    assert.equal(write.code, 0, write.stderr);
+    assert.equal(write.stdout.trim(), 'box');
+
+    assert.equal((await world.json<VmInfo>(['vm', 'stop', 'box'])).state, 'stopped');
+    assert.deepEqual(world.vmmPids(), []);
+    assert.equal((await world.json<VmInfo>(['vm', 'start', 'box'], { timeoutMs: 300_000 })).state, 'running');
+    // The restart bug: the VMM must not die with the request that started it.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const read = await world.run(['vm', 'exec', 'box', '--', 'cat', '/root/note']);
+    assert.equal(read.code, 0, read.stderr);
+    assert.equal(read.stdout.trim(), 'kept', 'the work disk survives a stop and start');
+
+    const set = await world.json<VmInfo>(['vm', 'set', 'box', '--vcpu', '2']);
+    assert.equal(set.spec.vcpu, 2);
+    assert.equal((await world.json<VmInfo>(['vm', 'restart', 'box'], { timeoutMs: 300_000 })).state, 'running');
+    const nproc = await world.run(['vm', 'exec', 'box', '--', 'nproc']);
+    assert.equal(nproc.stdout.trim(), '2');
+
+    const vm = await show('box');
+    assert.match(knownHosts(), new RegExp(`^${vm.ip.replaceAll('.', '\\.')} ssh-ed25519 `, 'm'), 'host key pinned on first use');
+    const vmDir = join(world.layout.vmsDir, vm.id);
+    assert.ok(existsSync(vmDir));
+    assert.equal((await world.json<VmInfo>(['vm', 'delete', 'box'])).id, vm.id);
+    assert.deepEqual(world.vmmPids(), [], 'no qemu process');
+    assert.deepEqual(world.links(), [world.bridge], 'no tap');
+    assert.equal(existsSync(vmDir), false, 'no VM dir');
+    assert.doesNotMatch(knownHosts(), new RegExp(vm.ip.replaceAll('.', '\\.')), 'no known_hosts entry');
+  });
+
+  test('lookups: exact name wins, prefixes work, ambiguity is an error listing the matches', async () => {
+    await world.json<VmInfo>(['vm', 'create', '--name', 'beta-sandbox', '--no-start']);
+    await world.json<VmInfo>(['vm', 'create', '--name', 'beta', '--no-start']);
+    assert.equal((await show('beta')).name, 'beta', 'a name may prefix another');
+    assert.equal((await show('beta-s')).name, 'beta-sandbox');
+    await world.json<VmInfo>(['vm', 'create', '--name', 'gamma-one', '--no-start']);
+    await world.json<VmInfo>(['vm', 'create', '--name', 'gamma-two', '--no-start']);
+    const ambiguous = await world.run(['vm', 'show', 'gamma']);
+    assert.equal(ambiguous.code, 1);
+    assert.match(ambiguous.stderr, /error\[ERR_AMBIGUOUS\]: "gamma" matches 2 vms: gamma-one \(\w+\), gamma-two/);
+    const duplicate = await world.run(['vm', 'create', '--name', 'beta', '--no-start']);
+    assert.match(duplicate.stderr, /error\[ERR_ALREADY_EXISTS\]: a VM named "beta" already exists/);
+    const badName = await world.run(['vm', 'create', '--name', 'Not_A_Label', '--no-start']);
+    assert.match(badName.stderr, /error\[ERR_INVALID_ARGUMENT\]: "Not_A_Label" is not a valid VM name/);
+    for (const name of ['beta-sandbox', 'beta', 'gamma-one', 'gamma-two']) await world.json<VmInfo>(['vm', 'delete', name]);
+  });
+
+  test('a create that fails mid-way leaves nothing behind', async () => {
+    // An image without an init: with --init systemd the guest cannot hand over and powers off.
+    const tree = join(world.root, 'broken-root');
+    mkdirSync(join(tree, 'etc'), { recursive: true });
+    writeFileSync(join(tree, 'etc', 'hostname'), 'broken\n');
+    const rootfs = join(world.root, 'broken.ext4');
+    execFileSync('mkfs.ext4', ['-q', '-F', '-d', tree, rootfs, '16M'], { stdio: 'pipe' });
+    await world.json<ImageInfo>(['image', 'register', 'broken', '--rootfs', rootfs, '--kernel', 'debian-bookworm-cloud']);
+
+    const result = await world.run(['vm', 'create', '--name', 'doomed', '--image', 'broken', '--init', 'systemd'], { timeoutMs: 300_000 });
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /error\[ERR_VM_START_FAILED\]: the VM stopped while booting/);
+    assert.deepEqual((await world.json<{ vms: VmInfo[] }>(['vm', 'list'])).vms, []);
+    assert.deepEqual(world.vmmPids(), []);
+    assert.deepEqual(world.links(), [world.bridge]);
+    assert.deepEqual(existsSync(world.layout.vmsDir) ? readdirSync(world.layout.vmsDir) : [], [], 'no VM directory');
+    await world.json<ImageInfo>(['image', 'delete', 'broken']);
+  });
+
+  test('kill -9 of the daemon: the VM keeps running and stays manageable; one that died meanwhile is cleaned up', async () => {
+    const vm = await world.json<VmInfo>(['vm', 'create', '--name', 'survivor'], { timeoutMs: 300_000 });
+    const daemonPid = (await world.json<{ pid: number }>(['daemon', 'status'])).pid;
+    process.kill(daemonPid, 'SIGKILL');
+    await waitFor('the daemon to die', () => !processAlive(daemonPid));
+
+    const after = await show('survivor');
+    assert.equal(after.state, 'running', 'reconcile kept the live VM');
+    assert.equal(after.pid, vm.pid);
+    const exec = await world.run(['vm', 'exec', 'survivor', '--', 'echo', 'still here']);
+    assert.equal(exec.code, 0, exec.stderr);
+    assert.equal(exec.stdout.trim(), 'still here');
+
+    // Now the VM's qemu dies while the daemon is down.
+    const secondDaemon = (await world.json<{ pid: number }>(['daemon', 'status'])).pid;
+    process.kill(secondDaemon, 'SIGKILL');
+    await waitFor('the daemon to die', () => !processAlive(secondDaemon));
+    assert.ok(after.pid !== null);
+    process.kill(after.pid, 'SIGKILL');
+    await waitFor('qemu to die', () => !processAlive(after.pid ?? 0));
+
+    const demoted = await show('survivor');
+    assert.equal(demoted.state, 'stopped');
+    assert.match(demoted.lastError ?? '', /stopped while the daemon was down/);
+    assert.deepEqual(world.links(), [world.bridge], 'its tap is gone');
+    await world.json<VmInfo>(['vm', 'delete', 'survivor']);
+  });
+});
