@@ -43,3 +43,5 @@ export const APT_CACHE_DIR = 'apt-archives';
 export const VM_UPPER_DISK = 'upper.ext4';
 export const VM_WORK_DISK = 'work.ext4';
 export const VM_HANDLES = 'handles.json';
+/** The guest's serial console, appended across boots (`vm logs`). */
+export const VM_CONSOLE_LOG = 'console.log';

@@ -3,7 +3,10 @@ import { existsSync } from 'node:fs';
 
 import { findExecutable, isStaticElf } from '../host/executables.js';
 import { detectKvm, type KvmHost } from '../host/kvm.js';
+import type { BangerConfig } from '../config/schema.js';
+import { toBangerError } from '../rpc/errors.js';
 import { DEBIAN_KEYRING } from '../services/debian/archive.js';
+import { selectDriver } from '../vmm/select.js';
 import { check, type CheckResult } from './report.js';
 
 export function architectureCheck(arch: string = process.arch): CheckResult {
@@ -131,5 +134,17 @@ function commandVersion(path: string): string | undefined {
     return first === '' ? undefined : first;
   } catch {
     return undefined;
+  }
+}
+
+/** Which VMM `vmm = auto|qemu|firecracker` resolves to on this host, and why. */
+export function vmmCheck(config: BangerConfig | undefined, env: NodeJS.ProcessEnv, host?: KvmHost): CheckResult {
+  const vmm = config ?? { vmm: 'auto' as const };
+  try {
+    const choice = selectDriver(vmm, env, detectKvm(host));
+    return check('vmm', 'vmm', 'pass', `vmm = ${vmm.vmm}: ${choice.reason}`);
+  } catch (error) {
+    const banger = toBangerError(error);
+    return check('vmm', 'vmm', 'fail', `vmm = ${vmm.vmm}: ${banger.message}`, banger.hint);
   }
 }

@@ -34,3 +34,14 @@ export async function waitForExit(pid: number, marker: string, timeoutMs: number
   }
   return true;
 }
+
+/** SIGKILLs the process if it is still the one we started (`marker` in its command line) and waits for it to go. */
+export async function killProcess(pid: number, marker: string): Promise<void> {
+  if (!processMatches(pid, marker)) return;
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // gone meanwhile
+  }
+  await waitForExit(pid, marker, 5000);
+}

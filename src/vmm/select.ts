@@ -1,9 +1,10 @@
 import type { BangerConfig } from '../config/schema.js';
 import { findExecutable } from '../host/executables.js';
-import { detectKvm } from '../host/kvm.js';
+import { detectKvm, type KvmState } from '../host/kvm.js';
 import { BangerError } from '../rpc/errors.js';
 import type { DriverFeatures, LaunchSpec, VmmDriver, VmmHandle } from './driver.js';
 import { processMatches } from './process.js';
+import { FirecrackerDriver } from './firecracker/firecracker-driver.js';
 import { QemuDriver } from './qemu/qemu-driver.js';
 
 export interface DriverChoice {
@@ -13,18 +14,26 @@ export interface DriverChoice {
 }
 
 /**
- * Picks the VMM for `vmm = auto|qemu|firecracker`. KVM is used only when the
- * host can really run ordinary guests with it (a vendor module, not PVM);
- * otherwise QEMU runs them under TCG emulation, which is slower but never
- * hangs. Firecracker needs usable KVM.
+ * Picks the VMM for `vmm = auto|qemu|firecracker`: auto takes Firecracker
+ * when its binary is present and KVM is usable, else QEMU. KVM is used only
+ * when the host can really run ordinary guests with it (a vendor module, not
+ * PVM); otherwise QEMU runs them under TCG emulation, which is slower but
+ * never hangs. Firecracker needs usable KVM and refuses without it.
  */
-export function selectDriver(config: Pick<BangerConfig, 'vmm' | 'qemuBin' | 'firecrackerBin'>, env: NodeJS.ProcessEnv): DriverChoice {
-  const kvm = detectKvm();
+export function selectDriver(config: Pick<BangerConfig, 'vmm' | 'qemuBin' | 'firecrackerBin'>, env: NodeJS.ProcessEnv, kvm: KvmState = detectKvm()): DriverChoice {
   const kvmUsable = kvm.kind === 'usable';
-  if (config.vmm === 'firecracker') {
-    throw new BangerError('ERR_KVM_UNAVAILABLE', 'the Firecracker driver is not available in this build', {
-      hint: 'set vmm = "auto" or "qemu" in config.toml',
-    });
+  if (config.vmm !== 'qemu') {
+    const firecracker = findExecutable(config.firecrackerBin ?? 'firecracker', env);
+    if (firecracker !== undefined && kvmUsable) {
+      return { driver: new FirecrackerDriver({ binary: firecracker, kvm: () => detectKvm() }), reason: `firecracker (${firecracker}), KVM usable (${kvm.module})` };
+    }
+    if (config.vmm === 'firecracker') {
+      throw new BangerError(
+        firecracker === undefined ? 'ERR_HOST_TOOL_MISSING' : 'ERR_KVM_UNAVAILABLE',
+        firecracker === undefined ? 'vmm = "firecracker" but no firecracker binary was found' : `vmm = "firecracker" but KVM is not usable here (${kvm.kind})`,
+        { hint: 'install firecracker and use a KVM host, or set vmm = "auto" to fall back to QEMU' },
+      );
+    }
   }
   const binary = findExecutable(config.qemuBin ?? 'qemu-system-x86_64', env);
   if (binary === undefined) {
@@ -32,7 +41,8 @@ export function selectDriver(config: Pick<BangerConfig, 'vmm' | 'qemuBin' | 'fir
   }
   const accel = kvmUsable ? 'kvm' : 'tcg';
   const why = kvm.kind === 'usable' ? `KVM usable (${kvm.module})` : `no usable KVM (${kvm.kind}): TCG emulation`;
-  return { driver: new QemuDriver({ binary, accel }), reason: `qemu, ${why}` };
+  const firecrackerNote = config.vmm === 'auto' ? (kvmUsable ? '; no firecracker binary' : '; firecracker needs KVM') : '';
+  return { driver: new QemuDriver({ binary, accel }), reason: `qemu (${binary}), ${why}${firecrackerNote}` };
 }
 
 /** Stands in when no VMM can be used: starting fails with the reason; existing VMs can still be killed. */

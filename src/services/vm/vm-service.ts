@@ -14,7 +14,6 @@ import type { ImageRecord } from '../../store/images-repo.js';
 import { newId, resolveRef } from '../../store/records.js';
 import type { InitMode, VmRecord, VmSpec, VmsRepo } from '../../store/vms-repo.js';
 import type { VmmDriver } from '../../vmm/driver.js';
-import { CONSOLE_LOG } from '../../vmm/qemu/qemu-driver.js';
 import type { ImageService } from '../image/image-service.js';
 import type { KernelService } from '../kernel/kernel-service.js';
 import type { HostNetwork } from '../network/host-network.js';
@@ -458,7 +457,7 @@ export class VmService {
 
   /** The last lines of the VM's serial console. */
   consoleTail(vm: VmRecord, lines: number): string[] {
-    const path = join(this.vmDir(vm), CONSOLE_LOG);
+    const path = join(this.vmDir(vm), names.VM_CONSOLE_LOG);
     if (!existsSync(path)) return [];
     return readFileSync(path, 'utf8').split('\n').filter((l) => l.trim() !== '').slice(-lines);
   }

@@ -2,14 +2,14 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { VM_CONSOLE_LOG } from '../../config/filenames.js';
 import { hostTscKhz } from '../../host/tsc.js';
 import { BangerError } from '../../rpc/errors.js';
 import type { DriverFeatures, LaunchSpec, VmmDriver, VmmHandle } from '../driver.js';
-import { pidAlive, processMatches, waitForExit } from '../process.js';
+import { killProcess, pidAlive, processMatches } from '../process.js';
 import { qmpCommand } from './qmp.js';
 
 export const QMP_SOCKET = 'qmp.sock';
-export const CONSOLE_LOG = 'console.log';
 export const VMM_LOG = 'vmm.log';
 
 const START_TIMEOUT_MS = 10_000;
@@ -57,7 +57,7 @@ export class QemuDriver implements VmmDriver {
       `banger-${spec.vmId}`,
       ...['-M', 'microvm,acpi=on', ...accel, '-m', String(spec.memoryMiB), '-smp', String(spec.vcpu)],
       ...['-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot'],
-      ...['-chardev', `file,id=console,path=${join(spec.vmDir, CONSOLE_LOG)},append=on`, '-serial', 'chardev:console'],
+      ...['-chardev', `file,id=console,path=${join(spec.vmDir, VM_CONSOLE_LOG)},append=on`, '-serial', 'chardev:console'],
       ...['-qmp', `unix:${join(spec.runDir, QMP_SOCKET)},server=on,wait=off`],
       ...['-kernel', spec.kernel.vmlinux, '-initrd', spec.kernel.initramfs, '-append', cmdline],
       ...['-drive', `id=image,file=${spec.disks.image},format=raw,if=none,readonly=on`, '-device', 'virtio-blk-device,drive=image'],
@@ -108,14 +108,7 @@ export class QemuDriver implements VmmDriver {
   }
 
   async kill(handle: VmmHandle): Promise<void> {
-    if (processMatches(handle.pid, handle.controlSocket)) {
-      try {
-        process.kill(handle.pid, 'SIGKILL');
-      } catch {
-        // gone meanwhile
-      }
-      await waitForExit(handle.pid, handle.controlSocket, 5000);
-    }
+    await killProcess(handle.pid, handle.controlSocket);
     rmSync(handle.controlSocket, { force: true });
   }
 

@@ -1,0 +1,137 @@
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { VM_CONSOLE_LOG } from '../../config/filenames.js';
+import type { KvmState } from '../../host/kvm.js';
+import { BangerError } from '../../rpc/errors.js';
+import type { DriverFeatures, LaunchSpec, VmmDriver, VmmHandle } from '../driver.js';
+import { killProcess, pidAlive, processMatches } from '../process.js';
+import { FirecrackerApi } from './api-client.js';
+
+export const API_SOCKET = 'firecracker.sock';
+export const VSOCK_SOCKET = 'vsock.sock';
+export const FIRECRACKER_LOG = 'firecracker.log';
+export const METRICS_FILE = 'metrics.json';
+
+const SOCKET_TIMEOUT_MS = 5_000;
+
+/**
+ * Firecracker: configure the microVM through the API socket, then
+ * InstanceStart. The process is started through `sh -c 'umask 077; exec …'`
+ * so its API and vsock sockets are 0600 from birth, detached so banger (not a
+ * request) owns its lifetime. It needs usable KVM and refuses to start
+ * without it.
+ *
+ * Devices attach in the order configured, so the guest sees the image as
+ * /dev/vda, the upper disk as vdb and the work disk as vdc, which is what
+ * banger's initramfs expects. The kernel must discover virtio-mmio devices
+ * from the command line (CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES=y), which
+ * Debian's cloud kernel does not enable: use a Firecracker-ready kernel.
+ */
+export class FirecrackerDriver implements VmmDriver {
+  readonly name = 'firecracker' as const;
+  readonly features: DriverFeatures = { requestShutdown: true, softwareEmulation: false };
+  readonly #binary: string;
+  readonly #kvm: () => KvmState;
+
+  constructor(options: { binary: string; kvm: () => KvmState }) {
+    this.#binary = options.binary;
+    this.#kvm = options.kvm;
+  }
+
+  bootArgs(spec: LaunchSpec): string {
+    return [
+      'console=ttyS0',
+      'reboot=k',
+      'panic=1',
+      'pci=off',
+      'quiet',
+      'cryptomgr.notests',
+      'banger.root=/dev/vda',
+      'banger.upper=/dev/vdb',
+      'banger.work=/dev/vdc',
+      `banger.ip=${spec.net.guestIp}/${spec.net.prefix}`,
+      `banger.gw=${spec.net.gatewayIp}`,
+      `banger.init=${spec.init}`,
+      `banger.vm=${spec.vmId}`,
+    ].join(' ');
+  }
+
+  /** Configures a freshly started Firecracker through its API and boots the guest. */
+  async configureAndBoot(api: FirecrackerApi, spec: LaunchSpec): Promise<void> {
+    const logPath = join(spec.vmDir, FIRECRACKER_LOG);
+    const metricsPath = join(spec.vmDir, METRICS_FILE);
+    // Firecracker opens these; they must exist.
+    for (const path of [logPath, metricsPath]) if (!existsSync(path)) writeFileSync(path, '', { mode: 0o600 });
+    await api.putLogger({ log_path: logPath, level: 'Warning', show_level: true });
+    await api.putMetrics({ metrics_path: metricsPath });
+    await api.putMachineConfig({ vcpu_count: spec.vcpu, mem_size_mib: spec.memoryMiB, smt: false });
+    await api.putBootSource({ kernel_image_path: spec.kernel.vmlinux, initrd_path: spec.kernel.initramfs, boot_args: this.bootArgs(spec) });
+    await api.putDrive({ drive_id: 'image', path_on_host: spec.disks.image, is_root_device: false, is_read_only: true });
+    await api.putDrive({ drive_id: 'upper', path_on_host: spec.disks.upper, is_root_device: false, is_read_only: false });
+    await api.putDrive({ drive_id: 'work', path_on_host: spec.disks.work, is_root_device: false, is_read_only: false });
+    await api.putNetworkInterface({ iface_id: 'eth0', host_dev_name: spec.net.tap, guest_mac: spec.net.mac });
+    await api.putVsock({ guest_cid: vsockCid(spec.vmId), uds_path: join(spec.runDir, VSOCK_SOCKET) });
+    await api.action('InstanceStart');
+  }
+
+  async start(spec: LaunchSpec, signal?: AbortSignal): Promise<VmmHandle> {
+    const kvm = this.#kvm();
+    if (kvm.kind !== 'usable') {
+      throw new BangerError('ERR_KVM_UNAVAILABLE', `Firecracker needs usable KVM; this host's /dev/kvm is ${kvm.kind}`, {
+        hint: 'set vmm = "qemu" (or "auto") in config.toml to run VMs under QEMU instead',
+      });
+    }
+    mkdirSync(spec.runDir, { recursive: true, mode: 0o700 });
+    const apiSocket = join(spec.runDir, API_SOCKET);
+    rmSync(apiSocket, { force: true });
+    rmSync(join(spec.runDir, VSOCK_SOCKET), { force: true });
+    const console = openSync(join(spec.vmDir, VM_CONSOLE_LOG), 'a', 0o600);
+    const child = spawn('sh', ['-c', 'umask 077 && exec "$0" "$@"', this.#binary, '--api-sock', apiSocket, '--id', spec.vmId], {
+      detached: true,
+      stdio: ['ignore', console, console],
+    });
+    closeSync(console);
+    child.unref();
+    const pid = child.pid;
+    if (pid === undefined) throw new BangerError('ERR_VMM_FAILED', `cannot run ${this.#binary}`);
+    const handle: VmmHandle = { driver: 'firecracker', pid, controlSocket: apiSocket, accel: 'kvm' };
+    try {
+      const deadline = Date.now() + SOCKET_TIMEOUT_MS;
+      while (!existsSync(apiSocket)) {
+        signal?.throwIfAborted();
+        if (!pidAlive(pid) || Date.now() > deadline) {
+          throw new BangerError('ERR_VMM_FAILED', `firecracker ${pidAlive(pid) ? 'did not open its API socket in time' : 'exited at once'}`, {
+            hint: `see ${join(spec.vmDir, VM_CONSOLE_LOG)}`,
+          });
+        }
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      await this.configureAndBoot(new FirecrackerApi(apiSocket), spec);
+      return handle;
+    } catch (error) {
+      await this.kill(handle);
+      throw error;
+    }
+  }
+
+  async requestShutdown(handle: VmmHandle): Promise<void> {
+    if (!this.isAlive(handle)) return;
+    await new FirecrackerApi(handle.controlSocket).action('SendCtrlAltDel');
+  }
+
+  async kill(handle: VmmHandle): Promise<void> {
+    await killProcess(handle.pid, handle.controlSocket);
+    rmSync(handle.controlSocket, { force: true });
+  }
+
+  isAlive(handle: VmmHandle): boolean {
+    return processMatches(handle.pid, handle.controlSocket);
+  }
+}
+
+/** A vsock context id per VM: 3 and up (0-2 are reserved), stable for the VM. */
+export function vsockCid(vmId: string): number {
+  return 3 + (Number.parseInt(vmId.slice(0, 7), 16) % 0x7ffffff0);
+}
