@@ -61,6 +61,10 @@ describe('VM lifecycle on real QEMU', () => {
     const nproc = await world.run(['vm', 'exec', 'box', '--', 'nproc']);
     assert.equal(nproc.stdout.trim(), '2');
 
+    const logs = await world.run(['vm', 'logs', 'box', '-n', '200']);
+    assert.match(logs.stdout, /banger-init: root assembled, starting minimal init/);
+    assert.match(logs.stdout, /banger-init: minimal init up/);
+
     const vm = await show('box');
     assert.match(knownHosts(), new RegExp(`^${vm.ip.replaceAll('.', '\\.')} ssh-ed25519 `, 'm'), 'host key pinned on first use');
     const vmDir = join(world.layout.vmsDir, vm.id);
@@ -70,6 +74,18 @@ describe('VM lifecycle on real QEMU', () => {
     assert.deepEqual(world.links(), [world.bridge], 'no tap');
     assert.equal(existsSync(vmDir), false, 'no VM dir');
     assert.doesNotMatch(knownHosts(), new RegExp(vm.ip.replaceAll('.', '\\.')), 'no known_hosts entry');
+  });
+
+  test('--init systemd boots the image\'s systemd and stops through it', async () => {
+    const vm = await world.json<VmInfo>(['vm', 'create', '--name', 'sysd', '--init', 'systemd'], { timeoutMs: 300_000 });
+    assert.equal(vm.spec.init, 'systemd');
+    const pid1 = await world.run(['vm', 'exec', 'sysd', '--', 'cat', '/proc/1/comm']);
+    assert.equal(pid1.stdout.trim(), 'systemd');
+    const stopped = await world.run(['vm', 'stop', 'sysd', '--json']);
+    assert.equal(stopped.code, 0, stopped.stderr);
+    assert.doesNotMatch(stopped.stderr, /killing it/, 'the guest powered off by itself');
+    assert.deepEqual(world.vmmPids(), []);
+    await world.json<VmInfo>(['vm', 'delete', 'sysd']);
   });
 
   test('lookups: exact name wins, prefixes work, ambiguity is an error listing the matches', async () => {
