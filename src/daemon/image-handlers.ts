@@ -33,7 +33,7 @@ export function createImageHandlers(images: ImageService, kernels: KernelService
     },
     imageRegister: (params) =>
       Promise.resolve(info(images.register(requireString(params, 'name'), requireAbsolutePath(params, 'rootfs'), requireString(params, 'kernel')))),
-    imagePromote: (params, ctx) => Promise.resolve(info(images.promote(requireString(params, 'ref'), ctx))),
+    imagePromote: async (params, ctx) => info(await images.promote(requireString(params, 'ref'), ctx)),
     imageDelete: (params) => Promise.resolve(info(images.delete(requireString(params, 'ref')))),
   };
 }

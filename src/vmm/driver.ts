@@ -56,3 +56,20 @@ export interface VmmDriver {
   /** True while this handle's process runs (checked against pid reuse). */
   isAlive(handle: VmmHandle): boolean;
 }
+
+/**
+ * The kernel command line parameters of banger's initramfs contract (see
+ * src/guest/initramfs-init.sh): which disk is what, the address, the init.
+ * Drivers prepend their own console and machine parameters.
+ */
+export function initramfsArgs(spec: LaunchSpec): string[] {
+  return [
+    'banger.root=/dev/vda',
+    'banger.upper=/dev/vdb',
+    'banger.work=/dev/vdc',
+    `banger.ip=${spec.net.guestIp}/${spec.net.prefix}`,
+    `banger.gw=${spec.net.gatewayIp}`,
+    `banger.init=${spec.init}`,
+    `banger.vm=${spec.vmId}`,
+  ];
+}

@@ -1,4 +1,5 @@
-import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, rmSync, statSync } from 'node:fs';
+import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import * as names from '../../config/filenames.js';
@@ -8,6 +9,7 @@ import type { ImageRecord, ImagesRepo, ImageSpec } from '../../store/images-repo
 import { newId, resolveRef } from '../../store/records.js';
 import type { KernelService } from '../kernel/kernel-service.js';
 import type { OpContext } from '../op-context.js';
+import { publishStaged, sweepStaging } from '../staging.js';
 import { IMAGE_CATALOG, type ImageCatalogEntry } from './catalog.js';
 import { buildDebianRoot, packExt4 } from './rootfs-builder.js';
 
@@ -97,38 +99,32 @@ export class ImageService {
       this.#deps.buildRoot ??
       ((e: ImageCatalogEntry, target: string, c: OpContext) => buildDebianRoot(e, this.#deps.mirror, target, join(this.#deps.layout.cacheDir, names.APT_CACHE_DIR), c));
     const id = newId();
-    mkdirSync(this.#deps.layout.imagesDir, { recursive: true, mode: 0o700 });
-    const staging = join(this.#deps.layout.imagesDir, `${names.STAGING_PREFIX}${id}`);
-    const final = join(this.#deps.layout.imagesDir, id);
-    mkdirSync(staging);
-    try {
-      const root = join(staging, 'root');
-      await build(entry, root, ctx);
-      const rootfs = join(staging, names.IMAGE_ROOTFS);
-      const sizeBytes = await packExt4(root, rootfs, ctx);
-      rmSync(root, { recursive: true, force: true });
-      ctx.signal.throwIfAborted();
-      if (this.#deps.images.getByName(entry.name) !== undefined) {
-        throw new BangerError('ERR_ALREADY_EXISTS', `an image named "${entry.name}" was added while this one was being built`);
-      }
-      renameSync(staging, final);
-      const spec: ImageSpec = {
-        rootfs: join(final, names.IMAGE_ROOTFS),
-        managed: true,
-        sizeBytes,
-        recipe: { suite: entry.suite, packages: [...entry.packages], mirror: this.#deps.mirror },
-      };
-      try {
+    return publishStaged(
+      this.#deps.layout.imagesDir,
+      id,
+      async (staging) => {
+        const root = join(staging, 'root');
+        await build(entry, root, ctx);
+        const sizeBytes = await packExt4(root, join(staging, names.IMAGE_ROOTFS), ctx);
+        rmSync(root, { recursive: true, force: true });
+        return sizeBytes;
+      },
+      (final, sizeBytes) => {
+        if (this.#deps.images.getByName(entry.name) !== undefined) {
+          throw new BangerError('ERR_ALREADY_EXISTS', `an image named "${entry.name}" was added while this one was being built`);
+        }
+        const spec: ImageSpec = {
+          rootfs: join(final, names.IMAGE_ROOTFS),
+          managed: true,
+          sizeBytes,
+          recipe: { suite: entry.suite, packages: [...entry.packages], mirror: this.#deps.mirror },
+        };
         const image = this.#deps.images.insert({ id, name: entry.name, state: 'ready', source: 'catalog', kernelId: kernel.id, spec });
         ctx.log.info({ image: entry.name, id }, 'image published');
         return image;
-      } catch (error) {
-        rmSync(final, { recursive: true, force: true });
-        throw error;
-      }
-    } finally {
-      rmSync(staging, { recursive: true, force: true });
-    }
+      },
+      ctx.signal,
+    );
   }
 
   /** Registers an ext4 root filesystem where it lies, with a kernel to boot it. */
@@ -152,25 +148,26 @@ export class ImageService {
   }
 
   /** Copies a registered image's rootfs into banger's own directory, so the original may go. */
-  promote(ref: string, ctx: OpContext): ImageRecord {
+  promote(ref: string, ctx: OpContext): Promise<ImageRecord> {
     const image = this.find(ref);
     if (image.spec.managed) {
       throw new BangerError('ERR_INVALID_ARGUMENT', `image ${image.name} is already managed by banger`, { hint: 'only registered images need promoting' });
     }
     assertExt4(image.spec.rootfs);
     ctx.progress('copy', `copying ${image.spec.rootfs} into banger's image store`);
-    const final = this.dir(image);
-    const staging = join(this.#deps.layout.imagesDir, `${names.STAGING_PREFIX}${image.id}`);
-    mkdirSync(staging, { recursive: true });
-    try {
-      copyFileSync(image.spec.rootfs, join(staging, names.IMAGE_ROOTFS));
-      renameSync(staging, final);
-      const spec: ImageSpec = { ...image.spec, rootfs: join(final, names.IMAGE_ROOTFS), managed: true };
-      this.#deps.images.updateSpec(image.id, spec);
-      return { ...image, spec };
-    } finally {
-      rmSync(staging, { recursive: true, force: true });
-    }
+    return publishStaged(
+      this.#deps.layout.imagesDir,
+      image.id,
+      async (staging) => {
+        await copyFile(image.spec.rootfs, join(staging, names.IMAGE_ROOTFS));
+      },
+      (final) => {
+        const spec: ImageSpec = { ...image.spec, rootfs: join(final, names.IMAGE_ROOTFS), managed: true };
+        this.#deps.images.updateSpec(image.id, spec);
+        return { ...image, spec };
+      },
+      ctx.signal,
+    );
   }
 
   /** Deletes an image; refused while a VM uses it. A registered image's file is left alone. */
@@ -186,11 +183,9 @@ export class ImageService {
   }
 
   sweepStaging(): void {
-    if (!existsSync(this.#deps.layout.imagesDir)) return;
-    for (const entry of readdirSync(this.#deps.layout.imagesDir)) {
-      if (entry.startsWith(names.STAGING_PREFIX)) rmSync(join(this.#deps.layout.imagesDir, entry), { recursive: true, force: true });
-    }
+    sweepStaging(this.#deps.layout.imagesDir);
   }
+
 }
 
 /** Refuses anything that is not a readable ext2/3/4 filesystem image. */

@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import * as names from '../../config/filenames.js';
@@ -9,6 +9,7 @@ import { BangerError } from '../../rpc/errors.js';
 import type { KernelsRepo, KernelRecord, KernelSpec } from '../../store/kernels-repo.js';
 import { newId, resolveRef } from '../../store/records.js';
 import type { OpContext } from '../op-context.js';
+import { publishStaged, sweepStaging } from '../staging.js';
 import { downloadPackage, exactPackage, fetchPackages, newestPackage, type ArchiveOptions } from '../debian/archive.js';
 import { extractVmlinux } from './bzimage.js';
 import { findCatalogKernel, KERNEL_CATALOG } from './catalog.js';
@@ -179,7 +180,7 @@ export class KernelService {
    * records the kernel. Any failure (or cancel) removes the staging dir; a
    * name taken meanwhile by another import is refused at the record step.
    */
-  async #publish(
+  #publish(
     name: string,
     source: KernelRecord['source'],
     version: string | null,
@@ -187,28 +188,20 @@ export class KernelService {
     build: (staging: string) => Promise<KernelSpec>,
   ): Promise<KernelRecord> {
     const id = newId();
-    mkdirSync(this.#deps.layout.kernelsDir, { recursive: true, mode: 0o700 });
-    const staging = join(this.#deps.layout.kernelsDir, `${names.STAGING_PREFIX}${id}`);
-    const final = join(this.#deps.layout.kernelsDir, id);
-    mkdirSync(staging);
-    try {
-      const spec = await build(staging);
-      ctx.signal.throwIfAborted();
-      if (this.#deps.kernels.getByName(name) !== undefined) {
-        throw new BangerError('ERR_ALREADY_EXISTS', `a kernel named "${name}" was added while this one was being prepared`);
-      }
-      renameSync(staging, final);
-      try {
+    return publishStaged(
+      this.#deps.layout.kernelsDir,
+      id,
+      build,
+      (_final, spec) => {
+        if (this.#deps.kernels.getByName(name) !== undefined) {
+          throw new BangerError('ERR_ALREADY_EXISTS', `a kernel named "${name}" was added while this one was being prepared`);
+        }
         const kernel = this.#deps.kernels.insert({ id, name, state: 'ready', source, version, spec });
         ctx.log.info({ kernel: name, id }, 'kernel published');
         return kernel;
-      } catch (error) {
-        rmSync(final, { recursive: true, force: true });
-        throw error;
-      }
-    } finally {
-      rmSync(staging, { recursive: true, force: true });
-    }
+      },
+      ctx.signal,
+    );
   }
 
   /** Deletes a kernel; refused while an image uses it. */
@@ -227,11 +220,7 @@ export class KernelService {
 
   /** Removes staging dirs left by a daemon that died mid-pull. */
   sweepStaging(): void {
-    if (!existsSync(this.#deps.layout.kernelsDir)) return;
-    for (const entry of readdirSync(this.#deps.layout.kernelsDir)) {
-      const path = join(this.#deps.layout.kernelsDir, entry);
-      if (entry.startsWith(names.STAGING_PREFIX) && statSync(path).isDirectory()) rmSync(path, { recursive: true, force: true });
-    }
+    sweepStaging(this.#deps.layout.kernelsDir);
   }
 }
 

@@ -10,6 +10,18 @@ const LEGACY_MAGIC = 0x184c2102;
 
 export class Lz4FormatError extends Error {}
 
+/** A length of 15 continues in extra bytes, each added, until one is not 255. Returns [length, next index]. */
+function extendLength(src: Buffer, start: number, base: number): [number, number] {
+  let length = base;
+  let i = start;
+  let byte: number;
+  do {
+    byte = src[i++] ?? 0;
+    length += byte;
+  } while (byte === 255 && i < src.length);
+  return [length, i];
+}
+
 /** Decompresses one raw LZ4 block into `dst` at `dstPos`; returns the new position. */
 function decodeBlock(src: Buffer, dst: Buffer, dstPos: number): number {
   let i = 0;
@@ -17,13 +29,7 @@ function decodeBlock(src: Buffer, dst: Buffer, dstPos: number): number {
   while (i < src.length) {
     const token = src[i++] ?? 0;
     let literals = token >> 4;
-    if (literals === 15) {
-      let byte: number;
-      do {
-        byte = src[i++] ?? 0;
-        literals += byte;
-      } while (byte === 255 && i < src.length);
-    }
+    if (literals === 15) [literals, i] = extendLength(src, i, literals);
     if (out + literals > dst.length || i + literals > src.length) throw new Lz4FormatError('literal run overflows');
     src.copy(dst, out, i, i + literals);
     i += literals;
@@ -34,13 +40,7 @@ function decodeBlock(src: Buffer, dst: Buffer, dstPos: number): number {
     // Legacy blocks are independent: a match never reaches into an earlier block.
     if (offset === 0 || offset > out - dstPos) throw new Lz4FormatError('match offset out of range');
     let matchLength = token & 15;
-    if (matchLength === 15) {
-      let byte: number;
-      do {
-        byte = src[i++] ?? 0;
-        matchLength += byte;
-      } while (byte === 255 && i < src.length);
-    }
+    if (matchLength === 15) [matchLength, i] = extendLength(src, i, matchLength);
     matchLength += 4;
     if (out + matchLength > dst.length) throw new Lz4FormatError('match overflows the output');
     // Byte by byte: matches may overlap their own output (run-length style).

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { VM_CONSOLE_LOG } from '../../config/filenames.js';
 import type { KvmState } from '../../host/kvm.js';
 import { BangerError } from '../../rpc/errors.js';
-import type { DriverFeatures, LaunchSpec, VmmDriver, VmmHandle } from '../driver.js';
+import { initramfsArgs, type DriverFeatures, type LaunchSpec, type VmmDriver, type VmmHandle } from '../driver.js';
 import { killProcess, pidAlive, processMatches } from '../process.js';
 import { FirecrackerApi } from './api-client.js';
 
@@ -48,13 +48,7 @@ export class FirecrackerDriver implements VmmDriver {
       'pci=off',
       'quiet',
       'cryptomgr.notests',
-      'banger.root=/dev/vda',
-      'banger.upper=/dev/vdb',
-      'banger.work=/dev/vdc',
-      `banger.ip=${spec.net.guestIp}/${spec.net.prefix}`,
-      `banger.gw=${spec.net.gatewayIp}`,
-      `banger.init=${spec.init}`,
-      `banger.vm=${spec.vmId}`,
+      ...initramfsArgs(spec),
     ].join(' ');
   }
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { VM_CONSOLE_LOG } from '../../config/filenames.js';
 import { hostTscKhz } from '../../host/tsc.js';
 import { BangerError } from '../../rpc/errors.js';
-import type { DriverFeatures, LaunchSpec, VmmDriver, VmmHandle } from '../driver.js';
+import { initramfsArgs, type DriverFeatures, type LaunchSpec, type VmmDriver, type VmmHandle } from '../driver.js';
 import { killProcess, pidAlive, processMatches } from '../process.js';
 import { qmpCommand } from './qmp.js';
 
@@ -43,13 +43,7 @@ export class QemuDriver implements VmmDriver {
       'quiet',
       'cryptomgr.notests',
       ...(tsc === undefined ? [] : [`tsc_early_khz=${tsc}`]),
-      'banger.root=/dev/vda',
-      'banger.upper=/dev/vdb',
-      'banger.work=/dev/vdc',
-      `banger.ip=${spec.net.guestIp}/${spec.net.prefix}`,
-      `banger.gw=${spec.net.gatewayIp}`,
-      `banger.init=${spec.init}`,
-      `banger.vm=${spec.vmId}`,
+      ...initramfsArgs(spec),
     ].join(' ');
     const accel = this.#accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi,tb-size=64', '-cpu', 'max'];
     return [

@@ -1,0 +1,45 @@
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { STAGING_PREFIX } from '../config/filenames.js';
+
+/**
+ * Build-then-publish for artifact directories (`kernels/<id>`, `images/<id>`).
+ * The work happens in `<parent>/.staging-<id>`, which is renamed to
+ * `<parent>/<id>` and then recorded. Any failure (or cancel) removes both,
+ * so nothing half-built is ever visible or left behind; a crash leaves only
+ * a staging dir, which `sweepStaging` removes at the next daemon start.
+ */
+export async function publishStaged<T, R>(
+  parent: string,
+  id: string,
+  build: (staging: string) => Promise<T>,
+  record: (final: string, built: T) => R,
+  signal?: AbortSignal,
+): Promise<R> {
+  mkdirSync(parent, { recursive: true, mode: 0o700 });
+  const staging = join(parent, `${STAGING_PREFIX}${id}`);
+  const final = join(parent, id);
+  mkdirSync(staging);
+  try {
+    const built = await build(staging);
+    signal?.throwIfAborted();
+    renameSync(staging, final);
+    try {
+      return record(final, built);
+    } catch (error) {
+      rmSync(final, { recursive: true, force: true });
+      throw error;
+    }
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
+}
+
+/** Removes staging dirs a crashed daemon left in `parent`. */
+export function sweepStaging(parent: string): void {
+  if (!existsSync(parent)) return;
+  for (const entry of readdirSync(parent)) {
+    if (entry.startsWith(STAGING_PREFIX)) rmSync(join(parent, entry), { recursive: true, force: true });
+  }
+}
