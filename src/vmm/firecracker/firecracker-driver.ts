@@ -25,9 +25,9 @@ const SOCKET_TIMEOUT_MS = 5_000;
  *
  * Devices attach in the order configured, so the guest sees the image as
  * /dev/vda, the upper disk as vdb and the work disk as vdc, which is what
- * banger's initramfs expects. The kernel must discover virtio-mmio devices
- * from the command line (CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES=y), which
- * Debian's cloud kernel does not enable: use a Firecracker-ready kernel.
+ * banger's initramfs expects. Firecracker >= 1.8 describes them through ACPI
+ * (as QEMU microvm does), which Debian's cloud kernel reads; older releases
+ * put them on the command line, which needs CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES.
  */
 export class FirecrackerDriver implements VmmDriver {
   readonly name = 'firecracker' as const;
