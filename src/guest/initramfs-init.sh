@@ -10,6 +10,7 @@
 #   banger.work=DEV   per-VM work disk for /root  (optional)
 #   banger.ip=ADDR/PREFIX banger.gw=ADDR          (optional)
 #   banger.init=minimal|systemd                   (default minimal)
+#   banger.probe                                  (print banger-probe-ok, power off)
 # Progress and failures are printed with a "banger-init:" prefix on the
 # console; on failure the VM powers off so the host sees the boot fail.
 
@@ -26,6 +27,13 @@ fail() {
   sleep 1
   poweroff -f
 }
+
+# An acceleration probe (banger.probe on the command line) only proves the
+# kernel reached userspace: say so and power off.
+if grep -q 'banger.probe' /proc/cmdline; then
+  echo "banger-probe-ok"
+  poweroff -f
+fi
 
 for module in $(cat /etc/banger/modules); do
   insmod "/lib/modules/$module.ko" || fail "insmod $module"

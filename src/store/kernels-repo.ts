@@ -79,6 +79,10 @@ export class KernelsRepo {
     return { ...kernel, createdAt: now, updatedAt: now };
   }
 
+  updateSpec(id: string, spec: KernelSpec): void {
+    this.#store.write((db) => db.prepare('UPDATE kernels SET spec = ?, updated_at = ? WHERE id = ?').run(JSON.stringify(spec), nowIso(), id));
+  }
+
   delete(id: string): void {
     this.#store.write((db) => db.prepare('DELETE FROM kernels WHERE id = ?').run(id));
   }

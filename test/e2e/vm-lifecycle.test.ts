@@ -4,6 +4,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
+import Database from 'better-sqlite3';
+
 import type { ImageInfo, VmInfo } from '../../src/rpc/methods.js';
 import { BangerWorld, processAlive, waitFor } from '../integration/harness.js';
 
@@ -38,7 +40,15 @@ describe('VM lifecycle on real QEMU', () => {
   });
 
   test('create, exec, stop, start, exec, set --vcpu 2, restart, nproc, delete', async () => {
+    // Pretend the kernel's initramfs was built by an older banger: starting a VM rebuilds it.
+    const db = new Database(world.layout.storePath);
+    db.prepare("UPDATE kernels SET spec = json_set(spec, '$.initHash', 'from-an-older-banger')").run();
+    db.close();
     const created = await world.json<VmInfo>(['vm', 'create', '--name', 'box', '--vcpu', '1'], { timeoutMs: 300_000 });
+    const check = new Database(world.layout.storePath, { readonly: true });
+    const { hash } = check.prepare("SELECT json_extract(spec, '$.initHash') AS hash FROM kernels").get() as { hash: string };
+    check.close();
+    assert.match(hash, /^[0-9a-f]{16}$/, 'the stale initramfs was rebuilt for this banger');
     assert.equal(created.state, 'running');
     assert.equal(created.spec.vcpu, 1);
 

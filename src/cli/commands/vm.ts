@@ -59,9 +59,14 @@ interface SpecOptions {
   init: 'minimal' | 'systemd';
 }
 
+/** Said once per command that boots a VM without hardware acceleration. */
+function noteEmulation(cli: CliContext, info: VmInfo): void {
+  if (info.accel === 'tcg') cli.out.notice('note: no usable KVM on this host: the VM runs under TCG emulation (slower); see `banger doctor`');
+}
+
 async function createVm(cli: CliContext, options: SpecOptions, noStart: boolean): Promise<VmInfo> {
   cli.out.notice(`spec: ${formatSpec({ vcpu: options.vcpu, memoryMiB: options.memory, diskSizeBytes: options.diskSize })}`);
-  return cli.callWithProgress('vmCreate', {
+  const info = await cli.callWithProgress('vmCreate', {
     ...(options.name === undefined ? {} : { name: options.name }),
     ...(options.image === undefined ? {} : { image: options.image }),
     vcpu: options.vcpu,
@@ -70,6 +75,8 @@ async function createVm(cli: CliContext, options: SpecOptions, noStart: boolean)
     init: options.init,
     noStart,
   });
+  noteEmulation(cli, info);
+  return info;
 }
 
 /** Runs `command` in the VM over the system ssh; returns the guest command's exit status. */
@@ -164,6 +171,7 @@ VMs are referred to by name or id, or a unique prefix of either.`,
       .action(async (ref, _options, command) => {
         const cli = createContext(command);
         const info = await cli.callWithProgress(key, { ref });
+        noteEmulation(cli, info);
         cli.out.result(info, (v) => `${verb} VM ${v.name} (${v.state})`);
       });
   }

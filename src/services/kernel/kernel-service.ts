@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import * as names from '../../config/filenames.js';
@@ -167,12 +167,33 @@ export class KernelService {
     for (const module of modules) copyFileSync(module.path, join(modulesDir, `${module.name}.ko`));
 
     ctx.progress('initramfs', `building the initramfs (${modules.length} modules)`);
+    const moduleNames = modules.map((m) => m.name);
+    this.#writeInitramfs(staging, moduleNames);
+    return { modules: moduleNames, initHash: initScriptHash() };
+  }
+
+  #writeInitramfs(dir: string, modules: readonly string[]): void {
+    const modulesDir = join(dir, names.KERNEL_MODULES_DIR);
     const initramfs = buildInitramfs({
       busybox: readFileSync(staticBusybox(this.#deps.env)),
-      modules: modules.map((m) => ({ name: m.name, data: readFileSync(join(modulesDir, `${m.name}.ko`)) })),
+      modules: modules.map((name) => ({ name, data: readFileSync(join(modulesDir, `${name}.ko`)) })),
     });
-    writeFileSync(join(staging, names.KERNEL_INITRAMFS), initramfs);
-    return { modules: modules.map((m) => m.name), initHash: initScriptHash() };
+    const target = join(dir, names.KERNEL_INITRAMFS);
+    writeFileSync(`${target}.new`, initramfs);
+    renameSync(`${target}.new`, target);
+  }
+
+  /**
+   * Rebuilds a kernel's initramfs when banger's init script changed since it
+   * was built (after an upgrade), so every VM boots with the current init.
+   */
+  ensureCurrentInitramfs(kernel: KernelRecord, ctx: OpContext): KernelRecord {
+    if (kernel.spec.initHash === initScriptHash()) return kernel;
+    ctx.progress('initramfs', `rebuilding the initramfs of ${kernel.name} for this banger`);
+    this.#writeInitramfs(this.files(kernel).dir, kernel.spec.modules);
+    const spec = { ...kernel.spec, initHash: initScriptHash() };
+    this.#deps.kernels.updateSpec(kernel.id, spec);
+    return { ...kernel, spec };
   }
 
   /**

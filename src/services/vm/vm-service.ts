@@ -258,7 +258,7 @@ export class VmService {
     const image = this.#deps.images.list().find((i) => i.id === vm.imageId);
     const kernel = image === undefined ? undefined : this.#deps.kernels.list().find((k) => k.id === image.kernelId);
     if (image === undefined || kernel === undefined) throw new BangerError('ERR_NOT_FOUND', `VM ${vm.name}'s image or kernel no longer exists`);
-    const kernelFiles = this.#deps.kernels.files(kernel);
+    const kernelFiles = this.#deps.kernels.files(this.#deps.kernels.ensureCurrentInitramfs(kernel, ctx));
     const net = slotNetwork(this.#deps.networkConfig, vm.slot);
     const dir = this.vmDir(vm);
     const workDisk = join(dir, names.VM_WORK_DISK);

@@ -7,14 +7,21 @@ import { hostTscKhz } from '../../host/tsc.js';
 import { BangerError } from '../../rpc/errors.js';
 import { initramfsArgs, type DriverFeatures, type LaunchSpec, type VmmDriver, type VmmHandle } from '../driver.js';
 import { killProcess, pidAlive, processMatches } from '../process.js';
+import { probeAccel } from './accel-probe.js';
 import { qmpCommand } from './qmp.js';
 
 export const QMP_SOCKET = 'qmp.sock';
 export const VMM_LOG = 'vmm.log';
 
 const START_TIMEOUT_MS = 10_000;
+const KVM_PROBE_TIMEOUT_MS = 15_000;
 
 export type Accel = 'kvm' | 'tcg';
+
+/** QEMU flags for an accelerator: KVM with the host CPU, or multi-threaded TCG with a 64 MiB translation cache. */
+export function accelArgs(accel: Accel): string[] {
+  return accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi,tb-size=64', '-cpu', 'max'];
+}
 
 /**
  * QEMU's microvm machine: PVH boot of the extracted vmlinux with banger's
@@ -27,12 +34,43 @@ export class QemuDriver implements VmmDriver {
   readonly name = 'qemu' as const;
   readonly features: DriverFeatures;
   readonly #binary: string;
-  readonly #accel: Accel;
+  #accel: Accel;
+  /** KVM is proved on the first start (a probe boot); until then this is pending. */
+  #kvmProof: Promise<void> | undefined;
+  readonly #onFallback: (reason: string) => void;
 
-  constructor(options: { binary: string; accel: Accel }) {
+  constructor(options: { binary: string; accel: Accel; onFallback?: (reason: string) => void }) {
     this.#binary = options.binary;
     this.#accel = options.accel;
+    this.#onFallback = options.onFallback ?? (() => undefined);
     this.features = { requestShutdown: true, softwareEmulation: options.accel === 'tcg' };
+  }
+
+  get accel(): Accel {
+    return this.#accel;
+  }
+
+  /**
+   * With KVM chosen, boots the guest kernel once in probe mode before the
+   * first real VM: if KVM cannot get it to userspace quickly, every VM from
+   * then on runs under TCG instead of hanging.
+   */
+  #proveKvm(spec: LaunchSpec): Promise<void> {
+    if (this.#accel !== 'kvm') return Promise.resolve();
+    this.#kvmProof ??= probeAccel({
+      binary: this.#binary,
+      accelArgs: accelArgs('kvm'),
+      vmlinux: spec.kernel.vmlinux,
+      initramfs: spec.kernel.initramfs,
+      timeoutMs: KVM_PROBE_TIMEOUT_MS,
+    }).then((ok) => {
+      if (!ok) {
+        this.#accel = 'tcg';
+        this.features.softwareEmulation = true;
+        this.#onFallback(`KVM did not boot the guest kernel within ${KVM_PROBE_TIMEOUT_MS / 1000}s; using TCG emulation`);
+      }
+    });
+    return this.#kvmProof;
   }
 
   args(spec: LaunchSpec): string[] {
@@ -45,7 +83,7 @@ export class QemuDriver implements VmmDriver {
       ...(tsc === undefined ? [] : [`tsc_early_khz=${tsc}`]),
       ...initramfsArgs(spec),
     ].join(' ');
-    const accel = this.#accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi,tb-size=64', '-cpu', 'max'];
+    const accel = accelArgs(this.#accel);
     return [
       '-name',
       `banger-${spec.vmId}`,
@@ -62,6 +100,7 @@ export class QemuDriver implements VmmDriver {
   }
 
   async start(spec: LaunchSpec, signal?: AbortSignal): Promise<VmmHandle> {
+    await this.#proveKvm(spec);
     mkdirSync(spec.runDir, { recursive: true, mode: 0o700 });
     const qmp = join(spec.runDir, QMP_SOCKET);
     rmSync(qmp, { force: true });
