@@ -12,9 +12,21 @@ export interface Candidate {
   description: string;
 }
 
-/** Candidates for the last word of `words` (the words after `banger`; the last may be ''). */
-export function complete(program: Command, words: readonly string[]): Candidate[] {
+/** Argument names whose values are objects the daemon knows; completed from its lists. */
+export type ObjectKind = 'vm' | 'image' | 'kernel';
+const OBJECT_ARGUMENTS: readonly string[] = ['vm', 'image', 'kernel'];
+
+/** Names of existing objects of a kind (empty when the daemon is not running). */
+export type ObjectLister = (kind: ObjectKind) => Promise<Candidate[]>;
+
+/**
+ * Candidates for the last word of `words` (the words after `banger`; the last
+ * may be ''): subcommands, options, or, where the command expects a VM, image
+ * or kernel, the names of existing ones.
+ */
+export async function complete(program: Command, words: readonly string[], listObjects: ObjectLister = () => Promise.resolve([])): Promise<Candidate[]> {
   let command = program;
+  let positional = 0;
   const typed = words.slice(0, -1);
   const current = words.at(-1) ?? '';
   let afterDoubleDash = false;
@@ -32,6 +44,7 @@ export function complete(program: Command, words: readonly string[]): Candidate[
     }
     const sub = visibleSubcommands(command).find((c) => c.name() === word || c.aliases().includes(word));
     if (sub !== undefined) command = sub;
+    else positional++;
   }
   if (afterDoubleDash) return [];
 
@@ -45,6 +58,10 @@ export function complete(program: Command, words: readonly string[]): Candidate[
   } else {
     for (const sub of visibleSubcommands(command)) {
       candidates.push({ value: sub.name(), description: sub.description() });
+    }
+    const argument = command.registeredArguments[positional];
+    if (argument !== undefined && OBJECT_ARGUMENTS.includes(argument.name())) {
+      candidates.push(...(await listObjects(argument.name() as ObjectKind)));
     }
   }
   return candidates.filter((c) => c.value.startsWith(current));

@@ -1,7 +1,7 @@
 import type { Layout } from '../config/paths.js';
 import type { HostFacts } from '../config/vm-defaults.js';
 import type { KvmHost } from '../host/kvm.js';
-import { architectureCheck, hostToolChecks, kvmCheck, vmmCheck } from './host-checks.js';
+import { architectureCheck, hostToolChecks, kvmCheck, privilegeCheck, vmmCheck } from './host-checks.js';
 import { summarize, type DoctorReport } from './report.js';
 import { configCheck, runtimeDirCheck, stateDirCheck, storeCheck, vmDefaultsCheck } from './state-checks.js';
 
@@ -24,6 +24,7 @@ export function runDoctor(inputs: DoctorInputs): DoctorReport {
     kvmCheck(inputs.kvmHost),
     ...hostToolChecks(env, { qemuBin: config?.qemuBin, firecrackerBin: config?.firecrackerBin }),
     vmmCheck(config, env, inputs.kvmHost),
+    privilegeCheck(inputs.uid),
     runtimeDirCheck(layout, inputs.uid),
     stateDirCheck(layout),
     storeCheck(layout),

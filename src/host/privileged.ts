@@ -15,7 +15,7 @@ export function isRoot(): boolean {
 
 export function requireRoot(what: string): void {
   if (!isRoot()) {
-    throw new BangerError('ERR_HOST_COMMAND_FAILED', `${what} needs root privileges`, {
+    throw new BangerError('ERR_NEEDS_ROOT', `${what} needs root privileges`, {
       hint: 'run bangerd as root for now (sudo banger daemon start); a privileged helper will lift this',
     });
   }

@@ -45,6 +45,7 @@ export const WIRE_CODES = {
   ERR_VERIFY_FAILED: 10101,
   ERR_HOST_TOOL_MISSING: 10110,
   ERR_HOST_COMMAND_FAILED: 10111,
+  ERR_NEEDS_ROOT: 10112,
 } as const;
 
 export type ErrorCode = keyof typeof WIRE_CODES;

@@ -52,6 +52,9 @@ describe('VM lifecycle on real QEMU', () => {
     assert.equal(created.state, 'running');
     assert.equal(created.spec.vcpu, 1);
 
+    const completion = await world.run(['__complete', 'vm', 'exec', 'bo']);
+    assert.match(completion.stdout, /^box\trunning /m, 'VM names complete from the daemon');
+
     const write = await world.run(['vm', 'exec', 'box', '--', 'sh', '-c', 'echo kept > /root/note && cat /etc/hostname']);
     assert.equal(write.code, 0, write.stderr);
     assert.equal(write.stdout.trim(), 'box');

@@ -52,7 +52,7 @@ describe('banger doctor', () => {
   test('--json parses, summarises, and covers every area', async () => {
     const { report } = await doctor(world);
     const ids = report.checks.map((c) => c.id);
-    for (const id of ['arch', 'kvm', 'vmm', 'tool.qemu', 'tool.firecracker', 'tool.busybox', 'tool.ip', 'tool.nft', 'tool.mkfs.ext4', 'tool.e2fsck', 'tool.debugfs', 'tool.ssh', 'tool.git', 'tool.zstd', 'tool.xz', 'tool.gpgv', 'tool.mmdebstrap', 'debian-keyring', 'runtime-dir', 'state-dir', 'store', 'config', 'vm-defaults']) {
+    for (const id of ['arch', 'kvm', 'vmm', 'privileges', 'tool.qemu', 'tool.firecracker', 'tool.busybox', 'tool.ip', 'tool.nft', 'tool.mkfs.ext4', 'tool.e2fsck', 'tool.debugfs', 'tool.ssh', 'tool.git', 'tool.zstd', 'tool.xz', 'tool.gpgv', 'tool.mmdebstrap', 'debian-keyring', 'runtime-dir', 'state-dir', 'store', 'config', 'vm-defaults']) {
       assert.ok(ids.includes(id), `missing check ${id}`);
     }
     const counted = { pass: 0, warn: 0, fail: 0 };

@@ -1,7 +1,34 @@
 import { Argument, Command, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import type { Command as BaseCommand } from 'commander';
 
-import { complete, completionScript, SHELLS } from '../completion.js';
+import { complete, completionScript, SHELLS, type ObjectLister } from '../completion.js';
+import { closeConnections, createContext, type CliContext } from '../context.js';
+
+/**
+ * Names from a running daemon. Completion never starts the daemon (a TAB must
+ * be quick and change nothing); without one it offers no names.
+ */
+function daemonObjects(cli: CliContext): ObjectLister {
+  return async (kind) => {
+    try {
+      const connection = await cli.runningDaemon();
+      if (connection === undefined) return [];
+      const { client } = connection;
+      switch (kind) {
+        case 'vm':
+          return (await client.call('vmList', {})).vms.map((v) => ({ value: v.name, description: `${v.state} ${v.ip}` }));
+        case 'image':
+          return (await client.call('imageList', {})).images.map((i) => ({ value: i.name, description: i.source }));
+        case 'kernel':
+          return (await client.call('kernelList', {})).kernels.map((k) => ({ value: k.name, description: k.release ?? k.source }));
+      }
+    } catch {
+      return [];
+    } finally {
+      closeConnections();
+    }
+  };
+}
 
 export function completionCommand(program: BaseCommand): { script: CommandUnknownOpts; worker: CommandUnknownOpts } {
   const script = new Command('completion')
@@ -25,9 +52,9 @@ Examples:
     .argument('[words...]')
     .allowUnknownOption()
     .helpOption(false)
-    .action((words) => {
+    .action(async (words, _options, command) => {
       // The shell passes at least the current word; an empty list means "after `banger `".
-      const candidates = complete(program, words.length === 0 ? [''] : words);
+      const candidates = await complete(program, words.length === 0 ? [''] : words, daemonObjects(createContext(command)));
       for (const c of candidates) process.stdout.write(`${c.value}\t${c.description}\n`);
     });
 
