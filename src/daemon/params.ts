@@ -32,3 +32,13 @@ export function requireAbsolutePath(params: unknown, key: string): string {
 export function optionalAbsolutePath(params: unknown, key: string): string | undefined {
   return field(params, key) === undefined ? undefined : requireAbsolutePath(params, key);
 }
+
+export function requireInteger(params: unknown, key: string): number {
+  const value = field(params, key);
+  if (typeof value !== 'number' || !Number.isInteger(value)) throw new BangerError('ERR_INVALID_ARGUMENT', `param "${key}" must be an integer`);
+  return value;
+}
+
+export function optionalInteger(params: unknown, key: string): number | undefined {
+  return field(params, key) === undefined ? undefined : requireInteger(params, key);
+}

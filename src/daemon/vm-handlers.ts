@@ -1,7 +1,7 @@
 import { BangerError } from '../rpc/errors.js';
 import type { VmInfo } from '../rpc/methods.js';
 import type { VmService, VmView } from '../services/vm/vm-service.js';
-import { optionalString, requireString } from './params.js';
+import { optionalInteger, optionalString, requireInteger, requireString } from './params.js';
 import type { DaemonHandlers } from './rpc-server.js';
 
 export type VmHandlers = Pick<
@@ -25,13 +25,6 @@ export function vmInfo(view: VmView): VmInfo {
   };
 }
 
-function integer(params: unknown, key: string, required: boolean): number | undefined {
-  const value = (params as Record<string, unknown>)[key];
-  if (value === undefined && !required) return undefined;
-  if (typeof value !== 'number' || !Number.isInteger(value)) throw new BangerError('ERR_INVALID_ARGUMENT', `param "${key}" must be an integer`);
-  return value;
-}
-
 export function createVmHandlers(vms: VmService): VmHandlers {
   const byRef = async (params: unknown, op: (ref: string) => Promise<unknown>): Promise<VmInfo> => {
     const ref = requireString(params, 'ref');
@@ -48,9 +41,9 @@ export function createVmHandlers(vms: VmService): VmHandlers {
           image: optionalString(params, 'image'),
           noStart: (params as { noStart?: unknown }).noStart === true,
           spec: {
-            vcpu: integer(params, 'vcpu', true) ?? 1,
-            memoryMiB: integer(params, 'memoryMiB', true) ?? 1024,
-            diskSizeBytes: integer(params, 'diskSizeBytes', true) ?? 0,
+            vcpu: requireInteger(params, 'vcpu'),
+            memoryMiB: requireInteger(params, 'memoryMiB'),
+            diskSizeBytes: requireInteger(params, 'diskSizeBytes'),
             init,
           },
         },
@@ -70,17 +63,19 @@ export function createVmHandlers(vms: VmService): VmHandlers {
       return { ...vmInfo(view), state: 'stopped', pid: null, accel: null };
     },
     vmSet: async (params) => {
-      const changes = {
-        ...(integer(params, 'vcpu', false) === undefined ? {} : { vcpu: integer(params, 'vcpu', false) }),
-        ...(integer(params, 'memoryMiB', false) === undefined ? {} : { memoryMiB: integer(params, 'memoryMiB', false) }),
-        ...(integer(params, 'diskSizeBytes', false) === undefined ? {} : { diskSizeBytes: integer(params, 'diskSizeBytes', false) }),
-      } as { vcpu?: number; memoryMiB?: number; diskSizeBytes?: number };
+      const changes: { vcpu?: number; memoryMiB?: number; diskSizeBytes?: number } = {};
+      const vcpu = optionalInteger(params, 'vcpu');
+      const memoryMiB = optionalInteger(params, 'memoryMiB');
+      const diskSizeBytes = optionalInteger(params, 'diskSizeBytes');
+      if (vcpu !== undefined) changes.vcpu = vcpu;
+      if (memoryMiB !== undefined) changes.memoryMiB = memoryMiB;
+      if (diskSizeBytes !== undefined) changes.diskSizeBytes = diskSizeBytes;
       const vm = await vms.set(requireString(params, 'ref'), changes);
       return vmInfo(await vms.show(vm.id));
     },
     vmLogs: async (params) => {
       const view = await vms.show(requireString(params, 'ref'));
-      return { lines: vms.consoleTail(view.vm, integer(params, 'lines', false) ?? 100) };
+      return { lines: vms.consoleTail(view.vm, optionalInteger(params, 'lines') ?? 100) };
     },
     vmSshTarget: async (params) => {
       const target = await vms.sshTarget(requireString(params, 'ref'));

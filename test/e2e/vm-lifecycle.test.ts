@@ -68,11 +68,21 @@ describe('VM lifecycle on real QEMU', () => {
     assert.equal(read.code, 0, read.stderr);
     assert.equal(read.stdout.trim(), 'kept', 'the work disk survives a stop and start');
 
-    const set = await world.json<VmInfo>(['vm', 'set', 'box', '--vcpu', '2']);
+    const shrink = await world.run(['vm', 'set', 'box', '--disk-size', '2G']);
+    assert.equal(shrink.code, 1);
+    assert.match(shrink.stderr, /error\[ERR_INVALID_ARGUMENT\]: the work disk can only grow/);
+    const grown = created.spec.diskSizeBytes + 1024 ** 3;
+    const set = await world.json<VmInfo>(['vm', 'set', 'box', '--vcpu', '2', '--disk-size', `${grown / 1024 ** 3}G`]);
     assert.equal(set.spec.vcpu, 2);
+    assert.equal(set.spec.diskSizeBytes, grown);
     assert.equal((await world.json<VmInfo>(['vm', 'restart', 'box'], { timeoutMs: 300_000 })).state, 'running');
     const nproc = await world.run(['vm', 'exec', 'box', '--', 'nproc']);
     assert.equal(nproc.stdout.trim(), '2');
+    const df = await world.run(['vm', 'exec', 'box', '--', 'df', '--output=size', '-B1M', '/root']);
+    const sizeMiB = Number(df.stdout.trim().split('\n').at(-1));
+    assert.ok(sizeMiB > (created.spec.diskSizeBytes / 1024 ** 2) * 1.05, `the work disk grew (df says ${sizeMiB} MiB)`);
+    const kept = await world.run(['vm', 'exec', 'box', '--', 'cat', '/root/note']);
+    assert.equal(kept.stdout.trim(), 'kept', 'growing kept the data');
 
     const logs = await world.run(['vm', 'logs', 'box', '-n', '200']);
     assert.match(logs.stdout, /banger-init: root assembled, starting minimal init/);
