@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 
 import type { ImageInfo, VmInfo } from '../../src/rpc/methods.js';
+import { qmpCommand } from '../../src/vmm/qemu/qmp.js';
 import { BangerWorld, processAlive, waitFor } from '../integration/harness.js';
 
 /**
@@ -149,6 +150,9 @@ describe('VM lifecycle on real QEMU', () => {
 
   test('kill -9 of the daemon: the VM keeps running and stays manageable; one that died meanwhile is cleaned up', async () => {
     const vm = await world.json<VmInfo>(['vm', 'create', '--name', 'survivor'], { timeoutMs: 300_000 });
+    // The QMP control socket answers (stop's ACPI fallback and kill rely on it).
+    const status = (await qmpCommand(join(world.layout.runtimeDir, 'vms', vm.id, 'qmp.sock'), 'query-status')) as { status: string; running: boolean };
+    assert.equal(status.running, true);
     const daemonPid = (await world.json<{ pid: number }>(['daemon', 'status'])).pid;
     process.kill(daemonPid, 'SIGKILL');
     await waitFor('the daemon to die', () => !processAlive(daemonPid));
