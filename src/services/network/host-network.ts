@@ -14,6 +14,8 @@ const run = promisify(execFile);
  */
 export class HostNetwork {
   readonly #config: NetworkConfig;
+  /** Concurrent starts share one bridge setup (two `ip link add` of one name would race). */
+  #bridgeSetup: Promise<void> | undefined;
 
   constructor(config: NetworkConfig) {
     this.#config = config;
@@ -23,9 +25,16 @@ export class HostNetwork {
     return this.#config.bridge;
   }
 
-  /** Creates the bridge with the gateway address if needed. Idempotent. */
-  async ensureBridge(signal?: AbortSignal): Promise<void> {
+  /** Creates the bridge with the gateway address if needed. Idempotent; concurrent calls share one setup. */
+  ensureBridge(signal?: AbortSignal): Promise<void> {
     requireRoot('creating the VM bridge');
+    const setup = (this.#bridgeSetup ??= this.#setUpBridge(signal).finally(() => {
+      this.#bridgeSetup = undefined;
+    }));
+    return setup;
+  }
+
+  async #setUpBridge(signal?: AbortSignal): Promise<void> {
     if (!(await linkExists(this.#config.bridge))) {
       await ip(['link', 'add', this.#config.bridge, 'type', 'bridge'], signal);
     }
