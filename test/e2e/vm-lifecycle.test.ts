@@ -115,10 +115,9 @@ describe('VM lifecycle on real QEMU', () => {
   test('two VMs created at once on a host without the bridge both come up', async () => {
     assert.deepEqual(world.vmmPids(), []);
     for (const link of world.links()) execFileSync('ip', ['link', 'del', link]);
-    const [a, b] = await Promise.all(['pair-a', 'pair-b'].map((name) => world.run(['vm', 'create', '--name', name, '--json'], { timeoutMs: 300_000 })));
-    assert.equal(a?.code, 0, a?.stderr);
-    assert.equal(b?.code, 0, b?.stderr);
-    const ips = [a, b].map((r) => (JSON.parse(r?.stdout ?? '{}') as VmInfo).ip);
+    const results = await Promise.all(['pair-a', 'pair-b'].map((name) => world.run(['vm', 'create', '--name', name, '--json'], { timeoutMs: 300_000 })));
+    for (const result of results) assert.equal(result.code, 0, result.stderr);
+    const ips = results.map((r) => (JSON.parse(r.stdout) as VmInfo).ip);
     assert.notEqual(ips[0], ips[1], 'each VM has its own address');
     const ping = await world.run(['vm', 'exec', 'pair-a', '--', '/banger/busybox', 'ping', '-c', '1', '-W', '5', ips[1] ?? '']);
     assert.equal(ping.code, 0, `pair-a reaches pair-b over the bridge: ${ping.stdout}${ping.stderr}`);
