@@ -25,6 +25,8 @@ export interface RunOptions {
   signal?: AbortSignal | undefined;
   /** Called with each line the command writes to stdout or stderr. */
   onLine?: ((line: string) => void) | undefined;
+  /** Exit statuses that mean success (default: only 0). */
+  okCodes?: readonly number[] | undefined;
 }
 
 /** Runs a command to completion; a non-zero exit is ERR_HOST_COMMAND_FAILED carrying the output's tail. */
@@ -50,7 +52,7 @@ export function runCommand(command: string, args: readonly string[], options: Ru
       else reject(new BangerError('ERR_HOST_TOOL_MISSING', `cannot run ${command}: ${error.message}`, { cause: error, hint: 'run `banger doctor` to see which host tools are missing' }));
     });
     child.on('close', (code, signal) => {
-      if (code === 0) resolve();
+      if (code !== null && (options.okCodes ?? [0]).includes(code)) resolve();
       else if (options.signal?.aborted === true) reject(abortReason(options.signal));
       else {
         reject(

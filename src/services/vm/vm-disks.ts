@@ -89,8 +89,10 @@ async function mkfs(path: string, dir: string, sizeBytes: number, ctx: OpContext
 
 /** Grows a stopped VM's work disk to `sizeBytes` (file, then filesystem). */
 export async function growDisk(path: string, sizeBytes: number, ctx: OpContext): Promise<void> {
-  // A killed VM leaves the disk unclean; e2fsprogs refuses to resize it until checked.
-  await runCommand('e2fsck', ['-fy', path], { signal: ctx.signal }).catch(() => undefined);
+  // A killed VM leaves the disk unclean; e2fsprogs refuses to resize it until
+  // checked. e2fsck exits 1 (errors corrected) or 2 (corrected, reboot
+  // advised) on a repaired disk; 4 and up mean it could not repair it.
+  await runCommand('e2fsck', ['-fy', path], { signal: ctx.signal, okCodes: [0, 1, 2] });
   await runCommand('truncate', ['-s', String(sizeBytes), path], { signal: ctx.signal });
   await runCommand('resize2fs', [path], { signal: ctx.signal });
 }
