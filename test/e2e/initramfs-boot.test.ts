@@ -20,7 +20,7 @@ describe('banger initramfs boots the catalog kernel', () => {
   let kernel: KernelInfo;
   before(async () => {
     world = new BangerWorld({ sharedDownloads: true });
-    kernel = (await world.json<{ kernel: KernelInfo }>(['kernel', 'pull', 'debian-bookworm-cloud'], { timeoutMs: 600_000 })).kernel;
+    kernel = await world.pullCatalogKernel();
   });
   after(() => {
     world.close();

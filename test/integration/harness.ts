@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { resolveLayout, type Layout } from '../../src/config/paths.js';
+import type { KernelInfo } from '../../src/rpc/methods.js';
 
 /** Repo root (this file runs from dist/test/integration/). */
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -83,6 +84,11 @@ export class BangerWorld {
   /** Runs a bangerd entry point in the foreground (for startup-refusal tests). */
   runDaemon(entry: string = BANGERD_ENTRY, timeoutMs = 30_000): Promise<CliResult> {
     return collect(spawn(process.execPath, [entry], { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] }), timeoutMs);
+  }
+
+  /** Pulls the catalog kernel (downloads come from the shared cache when there). */
+  async pullCatalogKernel(): Promise<KernelInfo> {
+    return (await this.json<{ kernel: KernelInfo }>(['kernel', 'pull', 'debian-bookworm-cloud'], { timeoutMs: 600_000 })).kernel;
   }
 
   /** Parsed JSON lines of the daemon log. */
