@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { Layout } from '../config/paths.js';
 import { insecureRuntimeDirError, inspectRuntimeDir, isUnsafeRuntimeDir } from '../config/runtime-dir.js';
 import { buildInfo } from '../build-info.js';
+import { pidAlive } from '../host/process.js';
 import { BangerError, hasErrnoCode, isErrorCode } from '../rpc/errors.js';
 import { RpcClient } from '../rpc/client.js';
 import type { PingResult } from '../rpc/methods.js';
@@ -88,7 +89,7 @@ export async function stopDaemon(connection: DaemonConnection): Promise<void> {
     connection.client.close();
   }
   const deadline = Date.now() + STOP_TIMEOUT_MS;
-  while (processAlive(pid)) {
+  while (pidAlive(pid)) {
     if (Date.now() > deadline) {
       throw new BangerError('ERR_DAEMON_UNREACHABLE', `bangerd (pid ${pid}) did not stop within ${STOP_TIMEOUT_MS / 1000}s`, {
         hint: `see \`banger daemon logs\`; as a last resort: kill ${pid}`,
@@ -203,15 +204,6 @@ function lastFatalLine(logPath: string, offset: number): FatalLine | undefined {
 function refuseInsecureRuntimeDir(layout: Layout, uid: number): void {
   const state = inspectRuntimeDir(layout.runtimeDir, uid);
   if (isUnsafeRuntimeDir(state)) throw insecureRuntimeDirError(layout.runtimeDir, state);
-}
-
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return hasErrnoCode(error, 'EPERM');
-  }
 }
 
 function fileSize(path: string): number {

@@ -9,7 +9,7 @@ export type ImageHandlers = Pick<DaemonHandlers, 'imageList' | 'imageCatalog' | 
 
 export function createImageHandlers(images: ImageService, kernels: KernelService): ImageHandlers {
   const info = (image: ImageRecord): ImageInfo => {
-    const kernel = kernels.list().find((k) => k.id === image.kernelId);
+    const kernel = kernels.byId(image.kernelId);
     return {
       id: image.id,
       name: image.name,

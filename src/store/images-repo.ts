@@ -61,6 +61,11 @@ export class ImagesRepo {
     return (this.#store.db.prepare('SELECT * FROM images ORDER BY name').all() as ImageRow[]).map(fromRow);
   }
 
+  getById(id: string): ImageRecord | undefined {
+    const row = this.#store.db.prepare('SELECT * FROM images WHERE id = ?').get(id) as ImageRow | undefined;
+    return row === undefined ? undefined : fromRow(row);
+  }
+
   getByName(name: string): ImageRecord | undefined {
     const row = this.#store.db.prepare('SELECT * FROM images WHERE name = ?').get(name) as ImageRow | undefined;
     return row === undefined ? undefined : fromRow(row);

@@ -3,7 +3,7 @@ import { findExecutable } from '../host/executables.js';
 import { detectKvm, type KvmState } from '../host/kvm.js';
 import { BangerError } from '../rpc/errors.js';
 import type { DriverFeatures, LaunchSpec, VmmDriver, VmmHandle } from './driver.js';
-import { processMatches } from './process.js';
+import { processMatches } from '../host/process.js';
 import { FirecrackerDriver } from './firecracker/firecracker-driver.js';
 import { QemuDriver } from './qemu/qemu-driver.js';
 

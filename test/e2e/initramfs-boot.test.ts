@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { findExecutable } from '../../src/host/executables.js';
 import { hostTscKhz } from '../../src/host/tsc.js';
 import type { KernelInfo } from '../../src/rpc/methods.js';
+import { probeAccel } from '../../src/vmm/qemu/accel-probe.js';
+import { accelArgs } from '../../src/vmm/qemu/qemu-driver.js';
 import { BangerWorld, collect } from '../integration/harness.js';
 
 /**
@@ -15,7 +17,7 @@ import { BangerWorld, collect } from '../integration/harness.js';
  * read-only image and a per-VM upper disk, the work disk at /root, the
  * network address from the command line, and a hand-over to the image's init.
  */
-describe('banger initramfs boots the catalog kernel', () => {
+describe('banger initramfs boots the catalog kernel (and answers the acceleration probe)', () => {
   let world: BangerWorld;
   let kernel: KernelInfo;
   before(async () => {
@@ -25,6 +27,9 @@ describe('banger initramfs boots the catalog kernel', () => {
   after(() => {
     world.close();
   });
+
+  const tsc = hostTscKhz();
+  const extraCmdline = tsc === undefined ? [] : [`tsc_early_khz=${tsc}`];
 
   function ext4(name: string, populate: (dir: string) => void): string {
     const dir = join(world.root, `${name}-tree`);
@@ -70,7 +75,6 @@ describe('banger initramfs boots the catalog kernel', () => {
     });
     const lowerBefore = execFileSync('sha256sum', [lower], { encoding: 'utf8' }).split(' ')[0];
 
-    const tsc = hostTscKhz();
     const args = [
       ...['-M', 'microvm', '-accel', 'tcg,thread=multi', '-cpu', 'max', '-m', '256', '-smp', '1'],
       ...['-nodefaults', '-no-user-config', '-display', 'none', '-serial', 'stdio', '-no-reboot'],
@@ -94,5 +98,31 @@ describe('banger initramfs boots the catalog kernel', () => {
     assert.match(console, /E2E write: changed/);
     const lowerAfter = execFileSync('sha256sum', [lower], { encoding: 'utf8' }).split(' ')[0];
     assert.equal(lowerAfter, lowerBefore, 'the shared image stays byte-identical');
+  });
+
+  // The acceleration probe boots the same kernel and initramfs in probe mode.
+  // These machines have no usable KVM, so it runs under TCG here (the KVM path
+  // is the same code with other flags); a kernel that cannot boot, or one too
+  // slow for the deadline, reads as unusable and leaves no process.
+
+  test('a bootable kernel reaches userspace and says so', async () => {
+    const ok = await probeAccel({ binary: 'qemu-system-x86_64', accelArgs: accelArgs('tcg'), vmlinux: kernel.files.vmlinux, initramfs: kernel.files.initramfs, extraCmdline, timeoutMs: 60_000 });
+    assert.equal(ok, true);
+  });
+
+  test('a kernel that cannot boot, or a deadline it cannot meet, reads as unusable', async () => {
+    const notAKernel = join(world.root, 'not-a-kernel');
+    writeFileSync(notAKernel, 'no kernel here');
+    assert.equal(await probeAccel({ binary: 'qemu-system-x86_64', accelArgs: accelArgs('tcg'), vmlinux: notAKernel, initramfs: kernel.files.initramfs, timeoutMs: 30_000 }), false);
+    assert.equal(await probeAccel({ binary: 'qemu-system-x86_64', accelArgs: accelArgs('tcg'), vmlinux: kernel.files.vmlinux, initramfs: kernel.files.initramfs, extraCmdline, timeoutMs: 50 }), false);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const probes = readdirSync('/proc').filter((pid) => {
+      try {
+        return /^\d+$/.test(pid) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(kernel.files.vmlinux);
+      } catch {
+        return false;
+      }
+    });
+    assert.deepEqual(probes, [], 'the timed-out probe was killed');
   });
 });

@@ -169,14 +169,8 @@ export function collect(child: ChildProcess, timeoutMs: number): Promise<CliResu
   });
 }
 
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+/** Re-exported for tests: whether a pid is alive. */
+export { pidAlive as processAlive } from '../../src/host/process.js';
 
 /** Polls `predicate` every 25 ms until it holds; throws with `what` after `timeoutMs`. */
 export async function waitFor(what: string, predicate: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {

@@ -53,6 +53,11 @@ export class ImageService {
     return this.#deps.images.list();
   }
 
+  /** An image by exact id (for references held by VMs); undefined when gone. */
+  byId(id: string): ImageRecord | undefined {
+    return this.#deps.images.getById(id);
+  }
+
   find(ref: string): ImageRecord {
     return resolveRef(this.#deps.images.list(), ref, 'image');
   }

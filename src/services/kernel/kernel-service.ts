@@ -54,6 +54,11 @@ export class KernelService {
     return this.#deps.kernels.list();
   }
 
+  /** A kernel by exact id (for references held by images); undefined when gone. */
+  byId(id: string): KernelRecord | undefined {
+    return this.#deps.kernels.getById(id);
+  }
+
   find(ref: string): KernelRecord {
     return resolveRef(this.#deps.kernels.list(), ref, 'kernel');
   }

@@ -112,7 +112,7 @@ export class VmService {
     const alive = this.alive(vm);
     return {
       vm,
-      image: this.#deps.images.list().find((i) => i.id === vm.imageId),
+      image: this.#deps.images.byId(vm.imageId),
       alive,
       guestIp: slotNetwork(this.#deps.networkConfig, vm.slot).guestIp,
       accel: alive ? (handles?.vmm.accel ?? null) : null,
@@ -150,7 +150,7 @@ export class VmService {
 
     ctx.progress('image', `resolving image ${imageName}`);
     const image = await this.#resolveImage(imageName, ctx);
-    const kernel = this.#deps.kernels.list().find((k) => k.id === image.kernelId);
+    const kernel = this.#deps.kernels.byId(image.kernelId);
     if (kernel === undefined) throw new BangerError('ERR_NOT_FOUND', `image ${image.name} refers to a kernel that no longer exists`);
 
     const name = params.name ?? generateVmName((n) => this.#deps.vms.list().some((vm) => vm.name === n));
@@ -255,8 +255,8 @@ export class VmService {
    * an existing VM is left stopped with the error recorded.
    */
   async #start(vm: VmRecord, ctx: OpContext, options: { keepOnFailure: boolean }): Promise<void> {
-    const image = this.#deps.images.list().find((i) => i.id === vm.imageId);
-    const kernel = image === undefined ? undefined : this.#deps.kernels.list().find((k) => k.id === image.kernelId);
+    const image = this.#deps.images.byId(vm.imageId);
+    const kernel = image === undefined ? undefined : this.#deps.kernels.byId(image.kernelId);
     if (image === undefined || kernel === undefined) throw new BangerError('ERR_NOT_FOUND', `VM ${vm.name}'s image or kernel no longer exists`);
     const kernelFiles = this.#deps.kernels.files(this.#deps.kernels.ensureCurrentInitramfs(kernel, ctx));
     const net = slotNetwork(this.#deps.networkConfig, vm.slot);

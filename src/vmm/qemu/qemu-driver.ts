@@ -6,7 +6,7 @@ import { VM_CONSOLE_LOG } from '../../config/filenames.js';
 import { hostTscKhz } from '../../host/tsc.js';
 import { BangerError } from '../../rpc/errors.js';
 import { initramfsArgs, type DriverFeatures, type LaunchSpec, type VmmDriver, type VmmHandle } from '../driver.js';
-import { killProcess, pidAlive, processMatches } from '../process.js';
+import { killProcess, pidAlive, processMatches } from '../../host/process.js';
 import { probeAccel } from './accel-probe.js';
 import { qmpCommand } from './qmp.js';
 

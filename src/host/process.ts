@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 
-/** Process helpers shared by the drivers. */
+/** Process helpers: liveness by pid, identity by command line, kill and wait. */
 
 export function pidAlive(pid: number): boolean {
   try {
