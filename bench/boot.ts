@@ -18,13 +18,9 @@ import type { VmInfo, KernelInfo, ImageInfo } from '../src/rpc/methods.js';
 import { QemuDriver } from '../src/vmm/qemu/qemu-driver.js';
 import { detectKvm } from '../src/host/kvm.js';
 import { BangerWorld } from '../test/integration/harness.js';
+import { median } from './helpers.js';
 
 const runs = Number(process.argv[2] ?? '3');
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
-}
 
 async function sshTrue(host: string, key: string, knownHosts: string): Promise<boolean> {
   const result = spawnSync('ssh', ['-F', '/dev/null', '-i', key, '-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'StrictHostKeyChecking=no', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=2', '-o', 'LogLevel=ERROR', `root@${host}`, 'true'], { stdio: 'ignore' });

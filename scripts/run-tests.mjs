@@ -2,7 +2,9 @@
 // Runs the compiled tests with node's test runner, which prints the closing
 // summary CI reads. Node 20 neither expands globs nor finds .ts files, so the
 // file list is built here. Arguments narrow the run to files whose path
-// contains any of them (e.g. `npm test -- store config`).
+// contains any of them (e.g. `npm test -- store config`). Every test runs under
+// a timeout (tests and suites may set a shorter one), so a hang fails with the
+// test's name instead of stalling the run.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
@@ -31,7 +33,8 @@ if (files.length === 0) {
   process.exit(1);
 }
 
-const result = spawnSync(process.execPath, ['--test', ...files], {
+const TEST_TIMEOUT_MS = 20 * 60 * 1000;
+const result = spawnSync(process.execPath, ['--test', `--test-timeout=${TEST_TIMEOUT_MS}`, ...files], {
   cwd: root,
   stdio: 'inherit',
 });

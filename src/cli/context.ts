@@ -1,3 +1,5 @@
+import type { Writable } from 'node:stream';
+
 import { currentPathEnv, resolveLayout, type Layout, type PathEnv } from '../config/paths.js';
 import type { RpcClient } from '../rpc/client.js';
 import type { MethodKey, ParamsOf, ResultOf } from '../rpc/methods.js';
@@ -5,6 +7,7 @@ import { BangerError } from '../rpc/errors.js';
 import { connectDaemon, type DaemonConnection } from './daemon-connection.js';
 import { Output } from './output.js';
 import { ProgressRenderer } from './render/progress.js';
+import { StreamClient } from './stream-client.js';
 
 /**
  * What a command's action gets: the output sink for the global flags, the
@@ -24,6 +27,10 @@ export interface CliContext {
   call: <K extends MethodKey>(key: K, params: ParamsOf<K>) => Promise<ResultOf<K>>;
   /** Like `call`, rendering the request's progress on stderr while it runs. */
   callWithProgress: <K extends MethodKey>(key: K, params: ParamsOf<K>) => Promise<ResultOf<K>>;
+  /** A call Ctrl-C does not cancel: clean-up that must run after an interrupt (vm run --rm's delete). */
+  callUninterruptible: <K extends MethodKey>(key: K, params: ParamsOf<K>) => Promise<ResultOf<K>>;
+  /** Opens a stream connection to the daemon (starting it if needed) for a method that takes a streamToken. */
+  openStream: (sinks: { stdout: Writable; stderr: Writable }) => Promise<StreamClient>;
 }
 
 /** Any commander command: the context only reads the global flags from it. */
@@ -34,13 +41,43 @@ export interface CommandLike {
 const interrupt = new AbortController();
 let interrupted = false;
 
-/** Ctrl-C aborts the current request (the daemon cancels its work); a second Ctrl-C exits at once. */
+/** Signals the CLI passes on to a guest command instead of acting on them itself. */
+export type ForwardableSignal = 'INT' | 'TERM';
+/** Returns true when it took care of the signal (sent it to the guest). */
+type SignalForwarder = (name: ForwardableSignal) => boolean;
+let forwarder: SignalForwarder | undefined;
+
+/**
+ * Ctrl-C (or SIGTERM) aborts the current request (the daemon cancels its
+ * work); another one exits at once. While a guest command runs, a forwarder
+ * gets the signal first (see forwardSignals).
+ */
 export function installInterruptHandler(onSecond: () => void): void {
-  process.on('SIGINT', () => {
+  const onSignal = (name: ForwardableSignal): void => {
+    if (forwarder?.(name) === true) return;
     if (interrupted) onSecond();
     interrupted = true;
-    interrupt.abort(new BangerError('ERR_CANCELLED', 'interrupted'));
+    interrupt.abort(new BangerError('ERR_CANCELLED', name === 'INT' ? 'interrupted' : 'terminated'));
+  };
+  process.on('SIGINT', () => {
+    onSignal('INT');
   });
+  process.on('SIGTERM', () => {
+    onSignal('TERM');
+  });
+}
+
+/** Whether Ctrl-C or SIGTERM has been received (and not forwarded). */
+export function wasInterrupted(): boolean {
+  return interrupted;
+}
+
+/** Routes INT/TERM to `handler` until the returned function is called. */
+export function forwardSignals(handler: SignalForwarder): () => void {
+  forwarder = handler;
+  return () => {
+    if (forwarder === handler) forwarder = undefined;
+  };
 }
 
 const connections: RpcClient[] = [];
@@ -99,6 +136,16 @@ export function createContext(command: CommandLike, options: ContextOptions = {}
     daemon,
     runningDaemon: () => connect(false),
     call: async (key, params) => (await daemon()).call(key, params, { signal: interrupt.signal }),
+    callUninterruptible: async (key, params) => (await daemon()).call(key, params),
+    openStream: async (sinks) => {
+      await daemon();
+      return StreamClient.open(layout.socketPath, {
+        ...sinks,
+        onNotice: (text) => {
+          out.notice(text);
+        },
+      });
+    },
     callWithProgress: async (key, params) => {
       const client = await daemon();
       const progress = new ProgressRenderer({ json: out.json });

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 
+import { shellJoin } from '../guest/shell.js';
 import type { VmSshTarget } from '../rpc/methods.js';
 
 /**
@@ -7,11 +8,6 @@ import type { VmSshTarget } from '../rpc/methods.js';
  * known_hosts (the user's ~/.ssh is neither read nor written: -F /dev/null).
  * The daemon pinned the guest's host key when the VM booted.
  */
-
-/** Quotes one argument for the guest's POSIX shell, so argv reaches the command unchanged. */
-export function shellQuote(arg: string): string {
-  return /^[A-Za-z0-9_./:=@%+,-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
-}
 
 export function sshArgs(target: VmSshTarget, options: { interactive: boolean; tty: boolean; command?: readonly string[] }): string[] {
   return [
@@ -32,7 +28,7 @@ export function sshArgs(target: VmSshTarget, options: { interactive: boolean; tt
     ...(options.interactive ? [] : ['-o', 'BatchMode=yes']),
     ...(options.tty ? ['-tt'] : ['-T']),
     `${target.user}@${target.host}`,
-    ...(options.command === undefined || options.command.length === 0 ? [] : ['--', options.command.map(shellQuote).join(' ')]),
+    ...(options.command === undefined || options.command.length === 0 ? [] : ['--', shellJoin(options.command)]),
   ];
 }
 

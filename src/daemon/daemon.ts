@@ -11,6 +11,7 @@ import { createHandlers } from './handlers.js';
 import { InstanceLock } from './instance-lock.js';
 import { createDaemonLogger, type Logger } from './logger.js';
 import { RpcServer } from './rpc-server.js';
+import { StreamHub } from './stream-hub.js';
 import { createServices } from './services.js';
 import { selectDriver, UnavailableDriver } from '../vmm/select.js';
 import type { VmmDriver } from '../vmm/driver.js';
@@ -76,10 +77,12 @@ export async function runDaemon(pathEnv: PathEnv = currentPathEnv()): Promise<nu
   services.kernels.sweepStaging();
   services.images.sweepStaging();
   await services.vms.reconcile(log);
+  const streams = new StreamHub(log);
   const server: RpcServer = new RpcServer(
     createHandlers({
       layout,
       ...services,
+      streams,
       startedAt,
       inFlight: () => server.inFlightCount,
       requestShutdown: (reason) => {
@@ -87,6 +90,7 @@ export async function runDaemon(pathEnv: PathEnv = currentPathEnv()): Promise<nu
       },
     }),
     log,
+    streams,
   );
 
   const shutdown = (reason: string): Promise<void> => {
@@ -100,6 +104,8 @@ export async function runDaemon(pathEnv: PathEnv = currentPathEnv()): Promise<nu
         exitCode = 1;
         log.error({ err: error }, 'error while draining requests');
       }
+      // VMs keep running; their guest connections are reopened by the next daemon on demand.
+      services.guests.closeAll();
       openedStore.close();
       rmSync(layout.socketPath, { force: true });
       await heldLock.release();

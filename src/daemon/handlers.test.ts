@@ -10,6 +10,7 @@ import { openStore } from '../store/database.js';
 import { createHandlers } from './handlers.js';
 import { createServices } from './services.js';
 import { createDaemonLogger } from './logger.js';
+import { StreamHub } from './stream-hub.js';
 
 const layout = resolveLayout({ env: {}, uid: 1000, home: '/home/test' });
 
@@ -22,7 +23,7 @@ const services = createServices({
 });
 
 function handlers(requestShutdown: (reason: string) => void = () => undefined): ReturnType<typeof createHandlers> {
-  return createHandlers({ layout, ...services, startedAt: new Date(), inFlight: () => 1, requestShutdown });
+  return createHandlers({ layout, ...services, streams: new StreamHub(createDaemonLogger('/dev/null')), startedAt: new Date(), inFlight: () => 1, requestShutdown });
 }
 
 test('every method in the table has a handler, and no handler lacks a method', () => {

@@ -7,15 +7,22 @@ import type { KernelService } from '../services/kernel/kernel-service.js';
 import type { ImageService } from '../services/image/image-service.js';
 import { createImageHandlers } from './image-handlers.js';
 import { createKernelHandlers } from './kernel-handlers.js';
+import type { ExecService } from '../services/exec/exec-service.js';
 import type { VmService } from '../services/vm/vm-service.js';
+import type { WorkspaceService } from '../services/workspace/workspace-service.js';
 import { createVmHandlers } from './vm-handlers.js';
 import type { DaemonHandlers } from './rpc-server.js';
+import type { StreamHub } from './stream-hub.js';
+import { createWorkspaceHandlers } from './workspace-handlers.js';
 
 export interface HandlerDeps {
   layout: Layout;
   kernels: KernelService;
   images: ImageService;
   vms: VmService;
+  workspaces: WorkspaceService;
+  exec: ExecService;
+  streams: StreamHub;
   startedAt: Date;
   inFlight: () => number;
   /** Starts a graceful shutdown after the current response has been sent. */
@@ -31,6 +38,7 @@ export function createHandlers(deps: HandlerDeps): DaemonHandlers {
     ...createKernelHandlers(deps.kernels),
     ...createImageHandlers(deps.images, deps.kernels),
     ...createVmHandlers(deps.vms),
+    ...createWorkspaceHandlers(deps),
     ping: () =>
       Promise.resolve({
         pid: process.pid,

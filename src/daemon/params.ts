@@ -42,3 +42,26 @@ export function requireInteger(params: unknown, key: string): number {
 export function optionalInteger(params: unknown, key: string): number | undefined {
   return field(params, key) === undefined ? undefined : requireInteger(params, key);
 }
+
+export function optionalBoolean(params: unknown, key: string): boolean | undefined {
+  const value = field(params, key);
+  if (value === undefined) return undefined;
+  if (typeof value !== 'boolean') throw new BangerError('ERR_INVALID_ARGUMENT', `param "${key}" must be a boolean`);
+  return value;
+}
+
+export function requireStringArray(params: unknown, key: string): string[] {
+  const value = field(params, key);
+  if (!Array.isArray(value) || !value.every((item): item is string => typeof item === 'string')) {
+    throw new BangerError('ERR_INVALID_ARGUMENT', `param "${key}" must be an array of strings`);
+  }
+  return value;
+}
+
+/** One of `choices`, or undefined when absent. */
+export function optionalChoice<T extends string>(params: unknown, key: string, choices: readonly T[]): T | undefined {
+  const value = optionalString(params, key);
+  if (value === undefined) return undefined;
+  if (!(choices as readonly string[]).includes(value)) throw new BangerError('ERR_INVALID_ARGUMENT', `param "${key}" must be one of ${choices.join(', ')}, got "${value}"`);
+  return value as T;
+}

@@ -4,6 +4,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 
 import {
   createMessageConnection,
+  ResponseError,
   SocketMessageReader,
   SocketMessageWriter,
   type CancellationToken,
@@ -12,9 +13,11 @@ import {
 
 import { BangerError, toBangerError } from '../rpc/errors.js';
 import { methods, PROGRESS_NOTIFICATION, type MethodKey, type ParamsOf, type ProgressEvent, type ResultOf } from '../rpc/methods.js';
+import { STREAM_FIRST_BYTE } from '../rpc/stream.js';
 import { encodeError } from '../rpc/wire.js';
 import type { OpContext } from '../services/op-context.js';
 import type { Logger } from './logger.js';
+import type { StreamHub } from './stream-hub.js';
 
 export type { OpContext };
 
@@ -41,12 +44,16 @@ export class RpcServer {
   readonly #log: Logger;
   readonly #connections = new Set<{ socket: Socket; connection: MessageConnection }>();
   readonly #inFlight = new Set<InFlight>();
+  readonly #streams: StreamHub;
+  /** Connected sockets that have not said yet whether they speak JSON-RPC or carry a stream. */
+  readonly #undecided = new Set<Socket>();
 
-  constructor(handlers: DaemonHandlers, log: Logger) {
+  constructor(handlers: DaemonHandlers, log: Logger, streams: StreamHub) {
     this.#handlers = handlers;
     this.#log = log;
+    this.#streams = streams;
     this.#server = createServer((socket) => {
-      this.#accept(socket);
+      this.#route(socket);
     });
   }
 
@@ -104,6 +111,26 @@ export class RpcServer {
     // Let the last responses reach their sockets, then close each one gracefully.
     await new Promise((resolve) => setImmediate(resolve));
     await Promise.all([...this.#connections].map(({ connection, socket }) => closeGracefully(connection, socket)));
+    this.#streams.closeAll();
+    for (const socket of this.#undecided) socket.destroy();
+  }
+
+  /** The first byte tells a stream connection ('B', see src/rpc/stream.ts) from JSON-RPC ('C'ontent-Length). */
+  #route(socket: Socket): void {
+    this.#undecided.add(socket);
+    socket.on('error', () => undefined);
+    socket.once('close', () => this.#undecided.delete(socket));
+    socket.once('data', (first: Buffer) => {
+      socket.pause();
+      this.#undecided.delete(socket);
+      if (first[0] === STREAM_FIRST_BYTE) {
+        this.#streams.accept(socket, first);
+        return;
+      }
+      socket.unshift(first);
+      this.#accept(socket);
+      socket.resume();
+    });
   }
 
   #accept(socket: Socket): void {
@@ -175,7 +202,8 @@ export class RpcServer {
       if (error.code === 'ERR_CANCELLED') log.info({ ms, reason: error.message }, 'request cancelled');
       else if (error.code === 'ERR_INTERNAL') log.error({ ms, err: thrown }, 'request failed');
       else log.warn({ ms, code: error.code, err_message: error.message }, 'request failed');
-      throw encodeError(error, opId);
+      const wire = encodeError(error, opId);
+      throw new ResponseError(wire.code, wire.message, wire.data);
     }
   }
 }

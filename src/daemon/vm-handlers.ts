@@ -22,6 +22,7 @@ export function vmInfo(view: VmView): VmInfo {
     createdAt: vm.createdAt,
     accel: view.accel,
     pid: view.pid,
+    workspace: vm.workspace,
   };
 }
 

@@ -73,6 +73,9 @@ if [ -n "$work" ]; then
   wait_for_device "$work"
   mkdir -p /newroot/root
   mount -t ext4 "$work" /newroot/root || fail "mount work disk $work"
+  # A workspace import unpacks into /root/.banger-staging-* and renames it into
+  # place when complete; one still there was cut off (VM stopped mid-import).
+  rm -rf /newroot/root/.banger-staging-*
 fi
 
 # banger builds both per-VM disks on the host with mkfs.ext4 -d, so their

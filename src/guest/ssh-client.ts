@@ -1,4 +1,4 @@
-import { Client, type ClientChannel } from 'ssh2';
+import { Client } from 'ssh2';
 
 import { BangerError } from '../rpc/errors.js';
 import { verifyOrPin } from './known-hosts.js';
@@ -6,7 +6,8 @@ import { verifyOrPin } from './known-hosts.js';
 /**
  * The daemon's SSH to guests (ssh2): connects as root with banger's key and
  * verifies the guest's host key against banger's known_hosts (trust on first
- * use). Readiness of a VM means this succeeds.
+ * use). Readiness of a VM means this succeeds; the connection then stays open
+ * (see GuestConnection). Keepalives notice a guest that vanished.
  */
 
 export interface GuestTarget {
@@ -38,6 +39,8 @@ export function connectGuest(target: GuestTarget, timeoutMs: number): Promise<Cl
       username: 'root',
       privateKey: target.privateKey,
       readyTimeout: timeoutMs,
+      keepaliveInterval: 15_000,
+      keepaliveCountMax: 4,
       algorithms: { serverHostKey: ['ssh-ed25519'] },
       hostVerifier: (blob: Buffer) => {
         try {
@@ -47,41 +50,6 @@ export function connectGuest(target: GuestTarget, timeoutMs: number): Promise<Cl
           return false;
         }
       },
-    });
-  });
-}
-
-export interface ExecResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command on an open connection and collects its output. */
-export function execOn(client: Client, command: string, signal?: AbortSignal): Promise<ExecResult> {
-  return new Promise((resolve, reject) => {
-    client.exec(command, (error: Error | undefined, channel: ClientChannel) => {
-      if (error !== undefined) {
-        reject(new BangerError('ERR_GUEST_SSH', `cannot run a command in the guest: ${error.message}`, { cause: error }));
-        return;
-      }
-      let stdout = '';
-      let stderr = '';
-      let code = -1;
-      const onAbort = (): void => {
-        channel.close();
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      channel.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      channel.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      channel.on('exit', (exitCode: number | null) => {
-        code = exitCode ?? -1;
-      });
-      channel.on('close', () => {
-        signal?.removeEventListener('abort', onAbort);
-        if (signal?.aborted === true) reject(signal.reason instanceof Error ? signal.reason : new BangerError('ERR_CANCELLED', 'cancelled'));
-        else resolve({ code, stdout, stderr });
-      });
     });
   });
 }

@@ -1,18 +1,18 @@
+import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 
-import {
-  CancellationTokenSource,
-  createMessageConnection,
-  SocketMessageReader,
-  SocketMessageWriter,
-  type MessageConnection,
-} from 'vscode-jsonrpc/node';
-
 import { BangerError } from './errors.js';
-import { randomBytes } from 'node:crypto';
-
 import { methods, PROGRESS_NOTIFICATION, type MethodKey, type ParamsOf, type ProgressEvent, type ResultOf } from './methods.js';
 import { decodeError } from './wire.js';
+
+/**
+ * The client side of banger's JSON-RPC: JSON-RPC 2.0 in the LSP base
+ * protocol's framing (`Content-Length: N\r\n\r\n` + N bytes of JSON), the
+ * same that the daemon's vscode-jsonrpc speaks. Written out here because it
+ * is small and the CLI starts for every command: loading a full JSON-RPC
+ * library cost more than the rest of a `vm exec`'s CLI start-up.
+ * Cancellation uses the protocol's `$/cancelRequest` notification.
+ */
 
 export interface CallOptions {
   /** Aborting sends a JSON-RPC cancellation for the request and rejects with ERR_CANCELLED. */
@@ -21,23 +21,33 @@ export interface CallOptions {
   onProgress?: ((event: ProgressEvent) => void) | undefined;
 }
 
+interface Pending {
+  resolve: (result: unknown) => void;
+  reject: (error: BangerError) => void;
+}
+
+const HEADER_END = Buffer.from('\r\n\r\n');
+const CANCEL_NOTIFICATION = '$/cancelRequest';
+
 /** A connection to bangerd that speaks the typed method table. */
 export class RpcClient {
   readonly #socket: Socket;
-  readonly #connection: MessageConnection;
   #isClosed = false;
+  #nextId = 1;
+  #buffer: Buffer = Buffer.alloc(0);
+  readonly #pending = new Map<number, Pending>();
   readonly #progressListeners = new Map<string, (event: ProgressEvent) => void>();
 
   private constructor(socket: Socket) {
     this.#socket = socket;
-    this.#connection = createMessageConnection(new SocketMessageReader(socket), new SocketMessageWriter(socket));
-    this.#connection.onClose(() => {
+    socket.on('data', (chunk: Buffer) => {
+      this.#receive(chunk);
+    });
+    socket.on('close', () => {
       this.#isClosed = true;
+      for (const pending of this.#pending.values()) pending.reject(daemonGone());
+      this.#pending.clear();
     });
-    this.#connection.onNotification(PROGRESS_NOTIFICATION, (event: ProgressEvent) => {
-      this.#progressListeners.get(event.token)?.(event);
-    });
-    this.#connection.listen();
   }
 
   /** Connects to the daemon socket; rejects with the raw socket error (ENOENT, ECONNREFUSED…). */
@@ -65,7 +75,7 @@ export class RpcClient {
         reject(daemonGone());
         return;
       }
-      const source = new CancellationTokenSource();
+      const id = this.#nextId++;
       let sentParams: object = params as object;
       let progressToken: string | undefined;
       if (options.onProgress !== undefined) {
@@ -73,49 +83,82 @@ export class RpcClient {
         this.#progressListeners.set(progressToken, options.onProgress);
         sentParams = { ...(params as object), progressToken };
       }
-      let settled = false;
-      const settle = (action: () => void): void => {
-        if (settled) return;
-        settled = true;
+      const finish = (): void => {
+        this.#pending.delete(id);
         if (progressToken !== undefined) this.#progressListeners.delete(progressToken);
         signal?.removeEventListener('abort', onAbort);
-        closeSubscription.dispose();
-        source.dispose();
-        action();
       };
       const onAbort = (): void => {
-        source.cancel();
-        settle(() => {
-          reject(new BangerError('ERR_CANCELLED', 'request cancelled'));
-        });
+        finish();
+        this.#send({ jsonrpc: '2.0', method: CANCEL_NOTIFICATION, params: { id } });
+        reject(new BangerError('ERR_CANCELLED', 'request cancelled'));
       };
-      const closeSubscription = this.#connection.onClose(() => {
-        settle(() => {
-          reject(daemonGone());
-        });
+      this.#pending.set(id, {
+        resolve: (result) => {
+          finish();
+          resolve(result as ResultOf<K>);
+        },
+        reject: (error) => {
+          finish();
+          reject(error);
+        },
       });
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.#connection.sendRequest<ResultOf<K>>(methods[key].name, sentParams, source.token).then(
-        (result) => {
-          settle(() => {
-            resolve(result);
-          });
-        },
-        (error: unknown) => {
-          settle(() => {
-            reject(decodeError(error));
-          });
-        },
-      );
+      this.#send({ jsonrpc: '2.0', id, method: methods[key].name, params: sentParams });
       if (signal?.aborted === true) onAbort();
     });
   }
 
   close(): void {
     this.#isClosed = true;
-    this.#connection.dispose();
     this.#socket.destroy();
   }
+
+  #send(message: object): void {
+    const body = Buffer.from(JSON.stringify(message), 'utf8');
+    this.#socket.write(Buffer.concat([Buffer.from(`Content-Length: ${body.length}\r\n\r\n`, 'ascii'), body]));
+  }
+
+  #receive(chunk: Buffer): void {
+    this.#buffer = this.#buffer.length === 0 ? chunk : Buffer.concat([this.#buffer, chunk]);
+    for (;;) {
+      const headerEnd = this.#buffer.indexOf(HEADER_END);
+      if (headerEnd < 0) return;
+      const length = /Content-Length:\s*(\d+)/i.exec(this.#buffer.subarray(0, headerEnd).toString('ascii'))?.[1];
+      if (length === undefined) {
+        this.#socket.destroy();
+        return;
+      }
+      const start = headerEnd + HEADER_END.length;
+      const end = start + Number(length);
+      if (this.#buffer.length < end) return;
+      const body = this.#buffer.subarray(start, end).toString('utf8');
+      this.#buffer = this.#buffer.subarray(end);
+      this.#dispatch(JSON.parse(body) as Message);
+    }
+  }
+
+  #dispatch(message: Message): void {
+    if (message.id === undefined || message.id === null) {
+      if (message.method === PROGRESS_NOTIFICATION) {
+        const event = message.params as ProgressEvent;
+        this.#progressListeners.get(event.token)?.(event);
+      }
+      return;
+    }
+    const pending = this.#pending.get(Number(message.id));
+    if (pending === undefined) return;
+    if (message.error !== undefined) pending.reject(decodeError(message.error));
+    else pending.resolve(message.result);
+  }
+}
+
+interface Message {
+  id?: number | string | null;
+  method?: string;
+  params?: unknown;
+  result?: unknown;
+  error?: unknown;
 }
 
 function daemonGone(): BangerError {

@@ -159,6 +159,29 @@ export interface VmInfo {
   /** How it runs right now (kvm or tcg), when running. */
   accel: string | null;
   pid: number | null;
+  /** The repo prepared in the guest, if any (`vm workspace prepare`, `vm run <path>`). */
+  workspace: WorkspaceInfo | null;
+}
+
+/** How a workspace's git metadata reaches the guest. */
+export type WorkspaceMode = 'shallow' | 'full_copy';
+export const WORKSPACE_MODES: readonly WorkspaceMode[] = ['shallow', 'full_copy'];
+
+/** A workspace as recorded on its VM (durable: survives daemon restarts). */
+export interface WorkspaceInfo {
+  /** Where the repo lives in the guest, e.g. /root/repo. */
+  guestPath: string;
+  /** The host repo's top-level directory it was copied from. */
+  sourcePath: string;
+  /** The commit export diffs against by default: the host HEAD, or --from. */
+  baseCommit: string;
+  /** The host repo's HEAD when it was prepared; a different HEAD now means the workspace is stale. */
+  sourceHead: string;
+  mode: WorkspaceMode;
+  /** The branch created in the guest with --branch, if any. */
+  branch: string | null;
+  includeUntracked: boolean;
+  preparedAt: string;
 }
 
 export interface VmSpecInfo {
@@ -192,6 +215,78 @@ export interface VmSshTarget {
   user: string;
   keyPath: string;
   knownHosts: string;
+}
+
+/** Params of a method whose bytes travel on a stream connection (see ./stream.ts). */
+export interface StreamParams {
+  streamToken: string;
+}
+
+export interface WorkspacePrepareParams extends ProgressParams {
+  ref: string;
+  /** Absolute path inside the host repo (any directory of it). */
+  sourcePath: string;
+  /** Default /root/repo. */
+  guestPath?: string;
+  /** Default shallow. */
+  mode?: WorkspaceMode;
+  /** Also ship untracked files that are not ignored. */
+  includeUntracked?: boolean;
+  /** Create and check out this branch in the guest. */
+  branch?: string;
+  /** Start --branch from this commit instead of HEAD (the guest's files are then that commit's). */
+  from?: string;
+  /** Replace a guest workspace that has changes of its own. */
+  force?: boolean;
+}
+
+export interface WorkspacePrepareResult {
+  vm: string;
+  workspace: WorkspaceInfo;
+  /** Files shipped from the host working tree (0 with --from: the guest checks out the commit). */
+  files: number;
+  bytes: number;
+  /** Untracked, non-ignored files left behind (without --include-untracked). */
+  untrackedSkipped: number;
+}
+
+export interface WorkspaceExportParams extends StreamParams {
+  ref: string;
+  /** Diff against this commit instead of the recorded base. */
+  baseCommit?: string;
+  /** Only list the changed files; no patch on the stream. */
+  stat?: boolean;
+}
+
+export interface ChangedFile {
+  /** git's status letter: A added, M modified, D deleted, T type changed. */
+  status: string;
+  path: string;
+}
+
+export interface WorkspaceExportResult {
+  vm: string;
+  baseCommit: string;
+  files: ChangedFile[];
+  /** Bytes of the patch sent on the stream (0 with stat). */
+  bytes: number;
+}
+
+export interface VmExecParams extends ProgressParams, StreamParams {
+  ref: string;
+  /** argv; each argument reaches the guest unchanged. */
+  command: string[];
+  /** Allocate a terminal of this size (stdin/stdout are a tty in the guest, stderr merges into stdout). */
+  tty?: { cols: number; rows: number; term: string };
+  /** Re-prepare a stale workspace before running. */
+  autoPrepare?: boolean;
+}
+
+export interface VmExecResult {
+  /** The status a shell would report: the command's exit code, or 128 + signal number. */
+  exitCode: number;
+  /** The signal that ended the command, if one did (e.g. INT). */
+  signal: string | null;
 }
 
 export const methods = {
@@ -238,6 +333,15 @@ export const methods = {
   vmLogs: method<VmRefParams & { lines: number }, { lines: string[] }>('vm.logs'),
   /** Where and how to reach a running VM with the system ssh (host key already pinned). */
   vmSshTarget: method<VmRefParams, VmSshTarget>('vm.sshTarget'),
+  /**
+   * Runs a command in a running VM over its open guest connection, in the
+   * workspace when there is one; stdin/stdout/stderr travel on the stream.
+   */
+  vmExec: method<VmExecParams, VmExecResult>('vm.exec'),
+  /** Copies a host git repo into the guest (reports stages); records it on the VM. */
+  workspacePrepare: method<WorkspacePrepareParams, WorkspacePrepareResult>('vm.workspace.prepare'),
+  /** A binary-safe patch of the guest repo since the base, on the stream; never changes the guest repo. */
+  workspaceExport: method<WorkspaceExportParams, WorkspaceExportResult>('vm.workspace.export'),
 } as const;
 
 export type Methods = typeof methods;

@@ -1,4 +1,5 @@
 import { BangerError } from '../rpc/errors.js';
+import type { WorkspaceInfo } from '../rpc/methods.js';
 import type { Store } from './database.js';
 import { nowIso } from './records.js';
 
@@ -21,6 +22,8 @@ export interface VmRecord {
   slot: number;
   spec: VmSpec;
   lastError: string | null;
+  /** The repo prepared in the guest, if any. */
+  workspace: WorkspaceInfo | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -33,6 +36,7 @@ interface VmRow {
   slot: number;
   spec: string;
   last_error: string | null;
+  workspace: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -46,6 +50,7 @@ function fromRow(row: VmRow): VmRecord {
     slot: row.slot,
     spec: JSON.parse(row.spec) as VmSpec,
     lastError: row.last_error,
+    workspace: row.workspace === null ? null : (JSON.parse(row.workspace) as WorkspaceInfo),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -94,7 +99,7 @@ export class VmsRepo {
         now,
         now,
       );
-      return { ...vm, state: 'created' as const, slot, lastError: null, createdAt: now, updatedAt: now };
+      return { ...vm, state: 'created' as const, slot, lastError: null, workspace: null, createdAt: now, updatedAt: now };
     });
   }
 
@@ -104,6 +109,13 @@ export class VmsRepo {
 
   setSpec(id: string, spec: VmSpec): void {
     this.#store.write((db) => db.prepare('UPDATE vms SET spec = ?, updated_at = ? WHERE id = ?').run(JSON.stringify(spec), nowIso(), id));
+  }
+
+  /** Records (or, with null, forgets) the VM's workspace. */
+  setWorkspace(id: string, workspace: WorkspaceInfo | null): void {
+    this.#store.write((db) =>
+      db.prepare('UPDATE vms SET workspace = ?, updated_at = ? WHERE id = ?').run(workspace === null ? null : JSON.stringify(workspace), nowIso(), id),
+    );
   }
 
   delete(id: string): void {

@@ -64,9 +64,11 @@ export class BangerWorld {
     }
   }
 
-  /** Runs `banger …` to completion. */
-  run(args: readonly string[], options: { timeoutMs?: number } = {}): Promise<CliResult> {
-    return collect(this.spawn(args), options.timeoutMs ?? 60_000);
+  /** Runs `banger …` to completion; `input` (if any) is its stdin. */
+  run(args: readonly string[], options: { timeoutMs?: number; input?: string | Buffer } = {}): Promise<CliResult> {
+    const child = this.spawn(args, { stdin: options.input === undefined ? 'ignore' : 'pipe' });
+    if (options.input !== undefined) child.stdin?.end(options.input);
+    return collect(child, options.timeoutMs ?? 60_000);
   }
 
   /** Runs `banger … --json`, expects success, and parses stdout. */
@@ -76,9 +78,9 @@ export class BangerWorld {
     return JSON.parse(result.stdout) as T;
   }
 
-  /** Starts `banger …` and returns the child, for tests that signal it mid-flight. */
-  spawn(args: readonly string[]): ChildProcess {
-    return spawn(process.execPath, [BANGER_BIN, ...args], { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  /** Starts `banger …` and returns the child, for tests that signal it mid-flight or feed its stdin. */
+  spawn(args: readonly string[], options: { stdin?: 'ignore' | 'pipe' } = {}): ChildProcess {
+    return spawn(process.execPath, [BANGER_BIN, ...args], { env: this.env, stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'] });
   }
 
   /** Runs a bangerd entry point in the foreground (for startup-refusal tests). */

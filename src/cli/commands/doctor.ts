@@ -1,7 +1,6 @@
 import { Command, type CommandUnknownOpts } from '@commander-js/extra-typings';
 
 import { hostFacts } from '../../config/vm-defaults.js';
-import { runDoctor } from '../../doctor/doctor.js';
 import type { CheckResult, DoctorReport } from '../../doctor/report.js';
 import { createContext, setExitCode } from '../context.js';
 import { EXIT_FAILURE } from '../exit-codes.js';
@@ -18,8 +17,10 @@ the daemon, create directories, or migrate the store.
 
 Exit status: 0 when nothing failed, 1 otherwise.`,
     )
-    .action((_options, command) => {
+    .action(async (_options, command) => {
       const cli = createContext(command);
+      // Loaded on use: the checks pull in the store, VMM drivers and more, which other commands never need.
+      const { runDoctor } = await import('../../doctor/doctor.js');
       const report = runDoctor({
         layout: cli.layout,
         uid: cli.pathEnv.uid,

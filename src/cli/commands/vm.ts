@@ -1,90 +1,16 @@
-import { Command, InvalidArgumentError, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
+import { homedir } from 'node:os';
 
-import { currentPathEnv, resolveLayout } from '../../config/paths.js';
-import { formatSize, parseSizeOrUndefined } from '../../config/sizes.js';
+import { Command, type CommandUnknownOpts } from '@commander-js/extra-typings';
+
 import { formatSpec } from '../../config/vm-defaults.js';
-import type { VmInfo } from '../../rpc/methods.js';
-import { createContext, setExitCode, type CliContext } from '../context.js';
+import type { VmInfo, WorkspaceInfo } from '../../rpc/methods.js';
+import { createContext, setExitCode } from '../context.js';
+import { execInVm } from '../guest-exec.js';
 import { runSsh, sshArgs } from '../guest-ssh.js';
 import { formatDuration, table } from '../render/text.js';
-import { cliVmDefaults } from '../vm-defaults.js';
-
-function parseIntOption(min: number, max: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected an integer from ${min} to ${max}, got "${value}"`);
-    return n;
-  };
-}
-
-/** `--memory 2048` (MiB) or `--memory 2G`. */
-function parseMemory(value: string): number {
-  const asNumber = Number(value);
-  if (Number.isInteger(asNumber) && asNumber >= 128) return asNumber;
-  const bytes = parseSizeOrUndefined(value);
-  if (bytes === undefined || bytes % (1024 * 1024) !== 0 || bytes < 128 * 1024 * 1024) {
-    throw new InvalidArgumentError(`expected MiB (at least 128) or a size like "2G", got "${value}"`);
-  }
-  return bytes / (1024 * 1024);
-}
-
-function parseDiskSize(value: string): number {
-  const bytes = parseSizeOrUndefined(value);
-  if (bytes === undefined || bytes < 1024 ** 3) throw new InvalidArgumentError(`expected a size of at least 1G like "8G", got "${value}"`);
-  return bytes;
-}
-
-const INIT_CHOICES = ['minimal', 'systemd'] as const;
-
-/** The spec options shared by `vm create` and `vm run`, defaulting to config -> host -> floor. */
-function addSpecOptions<T extends CommandUnknownOpts>(command: T): T {
-  const pathEnv = currentPathEnv();
-  const d = cliVmDefaults(resolveLayout(pathEnv), pathEnv.home);
-  command
-    .option('--name <name>', 'VM name (a DNS label; default: generated)')
-    .option('--image <image>', 'image to boot (default: default_image from config, debian-bookworm; pulled on first use)')
-    .addOption(new Option('--vcpu <count>', `virtual CPUs (${d.vcpu.source})`).argParser(parseIntOption(1, 64)).default(d.vcpu.value))
-    .addOption(new Option('--memory <size>', `memory in MiB or with a unit, e.g. 2G (${d.memoryMiB.source})`).argParser(parseMemory).default(d.memoryMiB.value))
-    .addOption(new Option('--disk-size <size>', `work disk (/root) size (${d.diskSizeBytes.source})`).argParser(parseDiskSize).default(d.diskSizeBytes.value, formatSize(d.diskSizeBytes.value)))
-    .addOption(new Option('--init <mode>', 'guest init: minimal (fast: sshd under busybox init) or systemd (the image\'s own)').choices(INIT_CHOICES).default('minimal' as const));
-  return command;
-}
-
-interface SpecOptions {
-  name?: string;
-  image?: string;
-  vcpu: number;
-  memory: number;
-  diskSize: number;
-  init: 'minimal' | 'systemd';
-}
-
-/** Said once per command that boots a VM without hardware acceleration. */
-function noteEmulation(cli: CliContext, info: VmInfo): void {
-  if (info.accel === 'tcg') cli.out.notice('note: no usable KVM on this host: the VM runs under TCG emulation (slower); see `banger doctor`');
-}
-
-async function createVm(cli: CliContext, options: SpecOptions, noStart: boolean): Promise<VmInfo> {
-  cli.out.notice(`spec: ${formatSpec({ vcpu: options.vcpu, memoryMiB: options.memory, diskSizeBytes: options.diskSize })}`);
-  const info = await cli.callWithProgress('vmCreate', {
-    ...(options.name === undefined ? {} : { name: options.name }),
-    ...(options.image === undefined ? {} : { image: options.image }),
-    vcpu: options.vcpu,
-    memoryMiB: options.memory,
-    diskSizeBytes: options.diskSize,
-    init: options.init,
-    noStart,
-  });
-  noteEmulation(cli, info);
-  return info;
-}
-
-/** Runs `command` in the VM over the system ssh; returns the guest command's exit status. */
-async function execInVm(cli: CliContext, ref: string, command: readonly string[]): Promise<number> {
-  const target = await cli.call('vmSshTarget', { ref });
-  const tty = process.stdin.isTTY && process.stdout.isTTY;
-  return runSsh(sshArgs(target, { interactive: false, tty, command }));
-}
+import { addSpecOptions, createVm, noteEmulation, parseDiskSize, parseIntOption, parseMemory, type SpecOptions } from './vm-common.js';
+import { vmRunCommand } from './vm-run.js';
+import { workspaceCommand } from './workspace.js';
 
 export function vmCommand(): CommandUnknownOpts {
   const vm = new Command('vm').description('Create, run and manage microVMs').addHelpText(
@@ -93,8 +19,11 @@ export function vmCommand(): CommandUnknownOpts {
 Examples:
   banger vm run -- uname -a                 throwaway VM: create, run, keep (prints next steps)
   banger vm run --rm -- make test           ...and delete it afterwards; exit status passes through
+  banger vm run ./repo --rm -- make test    with your repo in /root/repo
   banger vm create --name box --vcpu 2      a VM to keep
-  banger vm exec box -- git --version       run a command in it
+  banger vm workspace prepare box ./repo    copy a repo into it
+  banger vm exec box -- git status          run a command in it (in the workspace)
+  banger vm workspace export box | git apply   its edits, back here
   banger vm ssh box                         a shell in it
   banger vm stop box; banger vm delete box
 
@@ -110,30 +39,7 @@ VMs are referred to by name or id, or a unique prefix of either.`,
       cli.out.result(info, (v) => `created VM ${v.name} (${v.id}), ${v.state}, ${v.ip}`);
     });
 
-  addSpecOptions(vm.command('run').description('Create a VM, run a command in it over SSH, and pass its exit status through'))
-    .option('--rm', 'delete the VM when the command ends')
-    .argument('<command...>', 'command to run in the guest (after --)')
-    .action(async (command, options, cmd) => {
-      const cli = createContext(cmd);
-      const info = await createVm(cli, options as typeof options & SpecOptions, false);
-      let status: number;
-      try {
-        status = await execInVm(cli, info.id, command);
-      } finally {
-        if (options.rm === true) await cli.call('vmDelete', { ref: info.id });
-      }
-      if (options.rm !== true) {
-        cli.out.notice(
-          [
-            `VM ${info.name} is still running (${info.ip}). Next:`,
-            `  banger vm ssh ${info.name}`,
-            `  banger vm exec ${info.name} -- <command>`,
-            `  banger vm delete ${info.name}`,
-          ].join('\n'),
-        );
-      }
-      setExitCode(status);
-    });
+  vm.addCommand(vmRunCommand());
 
   vm.command('list')
     .alias('ps')
@@ -145,8 +51,8 @@ VMs are referred to by name or id, or a unique prefix of either.`,
         vms.length === 0
           ? 'no VMs (create one with `banger vm run -- <command>` or `banger vm create`)'
           : table([
-              ['NAME', 'ID', 'STATE', 'IMAGE', 'IP', 'SPEC', 'CREATED'],
-              ...vms.map((v) => [v.name, v.id, v.state, v.image, v.ip, formatSpec(v.spec), `${formatDuration(Date.now() - Date.parse(v.createdAt))} ago`]),
+              ['NAME', 'ID', 'STATE', 'IMAGE', 'IP', 'SPEC', 'WORKSPACE', 'CREATED'],
+              ...vms.map((v) => [v.name, v.id, v.state, v.image, v.ip, formatSpec(v.spec), workspaceCell(v.workspace), `${formatDuration(Date.now() - Date.parse(v.createdAt))} ago`]),
             ]),
       );
     });
@@ -225,13 +131,29 @@ VMs are referred to by name or id, or a unique prefix of either.`,
     });
 
   vm.command('exec')
-    .description('Run a command in a running VM; its exit status passes through')
+    .description('Run a command in a running VM (in its workspace, if it has one); its exit status passes through')
     .argument('<vm>', 'name or id')
     .argument('<command...>', 'command to run (after --)')
-    .action(async (ref, command, _options, cmd) => {
+    .option('--auto-prepare', 'if the workspace is behind the host repo, copy the repo in again first')
+    .option('-t, --tty', 'allocate a terminal (default: when stdin and stdout are terminals)')
+    .option('-T, --no-tty', 'never allocate a terminal')
+    .option('-n, --no-stdin', 'do not forward stdin (the command reads end-of-file)')
+    .addHelpText(
+      'after',
+      `
+The command runs over the daemon's open connection to the VM: stdin, stdout and
+stderr stream through, the first Ctrl-C goes to the command (a second one stops
+it), and the exit status passes through. With a workspace it runs in the
+workspace directory, through \`mise exec --\` when mise is installed in the guest;
+when the host repo has moved on since the workspace was prepared, a warning says
+so (--auto-prepare re-syncs instead).`,
+    )
+    .action(async (ref, command, options, cmd) => {
       const cli = createContext(cmd);
-      setExitCode(await execInVm(cli, ref, command));
+      setExitCode(await execInVm(cli, { ref, command, tty: options.tty, stdin: options.stdin, autoPrepare: options.autoPrepare === true }));
     });
+
+  vm.addCommand(workspaceCommand());
 
   return vm;
 }
@@ -245,6 +167,23 @@ function renderVm(v: VmInfo): string {
     `ip:       ${v.ip}`,
     `spec:     ${formatSpec(v.spec)}, ${v.spec.init} init`,
     ...(v.lastError === null ? [] : [`error:    ${v.lastError}`]),
+    ...(v.workspace === null ? [] : renderWorkspace(v.workspace)),
     `created:  ${v.createdAt}`,
   ].join('\n');
+}
+
+function renderWorkspace(ws: WorkspaceInfo): string[] {
+  return [
+    `workspace: ${ws.guestPath} from ${ws.sourcePath}`,
+    `  base:   ${ws.baseCommit}${ws.branch === null ? '' : ` (guest branch ${ws.branch})`}`,
+    `  mode:   ${ws.mode}${ws.includeUntracked ? ', untracked files included' : ''}, prepared ${ws.preparedAt}`,
+  ];
+}
+
+/** `~/src/app@1a2b3c4d` for the list: where it came from and at which commit. */
+function workspaceCell(ws: WorkspaceInfo | null): string {
+  if (ws === null) return '-';
+  const home = homedir();
+  const source = ws.sourcePath === home || ws.sourcePath.startsWith(`${home}/`) ? `~${ws.sourcePath.slice(home.length)}` : ws.sourcePath;
+  return `${source}@${ws.baseCommit.slice(0, 8)}`;
 }

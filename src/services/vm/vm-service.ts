@@ -6,7 +6,8 @@ import * as names from '../../config/filenames.js';
 import type { Layout } from '../../config/paths.js';
 import type { FileSyncEntry } from '../../config/schema.js';
 import { forgetHosts } from '../../guest/known-hosts.js';
-import { connectGuest, execOn, waitForSsh } from '../../guest/ssh-client.js';
+import type { GuestConnection } from '../../guest/guest-connection.js';
+import { waitForSsh } from '../../guest/ssh-client.js';
 import { ensureSshKey } from '../../guest/ssh-keys.js';
 import { findExecutable, isStaticElf } from '../../host/executables.js';
 import { BangerError } from '../../rpc/errors.js';
@@ -18,7 +19,9 @@ import type { ImageService } from '../image/image-service.js';
 import type { KernelService } from '../kernel/kernel-service.js';
 import type { HostNetwork } from '../network/host-network.js';
 import { slotCapacity, slotNetwork, type NetworkConfig } from '../network/slot.js';
+import { KeyedLock } from '../keyed-lock.js';
 import type { OpContext } from '../op-context.js';
+import type { GuestAccess } from './guest-access.js';
 import { HandleCache } from './handles.js';
 import { generateVmName, validateVmName } from './names.js';
 import { runSteps } from './steps.js';
@@ -37,6 +40,7 @@ export interface VmServiceDeps {
   kernels: KernelService;
   driver: VmmDriver;
   network: HostNetwork;
+  guests: GuestAccess;
   networkConfig: NetworkConfig;
   fileSync: readonly FileSyncEntry[];
   defaultImage: string;
@@ -72,7 +76,7 @@ export interface VmView {
 export class VmService {
   readonly #deps: VmServiceDeps;
   readonly #handles = new HandleCache();
-  readonly #locks = new Map<string, Promise<unknown>>();
+  readonly #locks = new KeyedLock();
 
   constructor(deps: VmServiceDeps) {
     this.#deps = deps;
@@ -87,15 +91,8 @@ export class VmService {
   }
 
   /** Runs `fn` holding the VM's lock: lifecycle operations on one VM never interleave. */
-  async #locked<T>(vmId: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.#locks.get(vmId) ?? Promise.resolve();
-    const next = previous.catch(() => undefined).then(fn);
-    this.#locks.set(vmId, next);
-    try {
-      return await next;
-    } finally {
-      if (this.#locks.get(vmId) === next) this.#locks.delete(vmId);
-    }
+  #locked<T>(vmId: string, fn: () => Promise<T>): Promise<T> {
+    return this.#locks.run(vmId, fn);
   }
 
   alive(vm: VmRecord): boolean {
@@ -326,7 +323,7 @@ export class VmService {
                   stillBooting: () => (this.alive(vm) ? undefined : `the VM stopped while booting: ${this.consoleTail(vm, 5).join(' | ')}`),
                 },
               );
-              client.end();
+              this.#deps.guests.adopt(vm.id, client, net.guestIp);
             },
           },
         ],
@@ -376,12 +373,10 @@ export class VmService {
   async #powerOffOverSsh(vm: VmRecord): Promise<boolean> {
     const net = slotNetwork(this.#deps.networkConfig, vm.slot);
     try {
-      const key = await ensureSshKey(this.#deps.layout.sshKey);
-      const client = await connectGuest({ host: net.guestIp, privateKey: key.privateKey, knownHosts: this.#deps.layout.knownHosts }, 5000);
+      const guest = await this.#deps.guests.connection(vm.id, net.guestIp, 5000);
       const command = vm.spec.init === 'systemd' ? 'systemctl poweroff' : '/banger/busybox poweroff';
       // The connection may drop as the guest goes down; that is the point.
-      await Promise.race([execOn(client, `nohup ${command} >/dev/null 2>&1 &`).catch(() => undefined), new Promise((r) => setTimeout(r, 3000))]);
-      client.end();
+      await Promise.race([guest.run(`nohup ${command} >/dev/null 2>&1 &`).catch(() => undefined), new Promise((r) => setTimeout(r, 3000))]);
       return true;
     } catch {
       return false;
@@ -399,6 +394,7 @@ export class VmService {
 
   /** Removes what a VM's run left on the host: VMM (if any), tap, sockets, handles. Idempotent. */
   async #cleanupRuntime(vm: VmRecord): Promise<void> {
+    this.#deps.guests.close(vm.id);
     const handles = this.#handles.get(vm.id) ?? this.#handles.load(vm.id, this.vmDir(vm));
     if (handles !== undefined) await this.#deps.driver.kill(handles.vmm);
     await this.#deps.network.deleteTap(handles?.tap ?? slotNetwork(this.#deps.networkConfig, vm.slot).tap);
@@ -460,6 +456,25 @@ export class VmService {
     const path = join(this.vmDir(vm), names.VM_CONSOLE_LOG);
     if (!existsSync(path)) return [];
     return readFileSync(path, 'utf8').split('\n').filter((l) => l.trim() !== '').slice(-lines);
+  }
+
+  /**
+   * A running VM and its open guest connection, for guest I/O (exec,
+   * workspaces). The VM lock is held only while checking that it runs and
+   * fetching the connection, never during the I/O: a long import must not
+   * hold up `vm stop` or `vm delete`, which close the connection and so end
+   * whatever runs on it.
+   */
+  guest(ref: string): Promise<{ vm: VmRecord; guest: GuestConnection }> {
+    const found = this.find(ref);
+    return this.#locked(found.id, async () => {
+      const vm = this.#deps.vms.get(found.id) ?? found;
+      if (!this.alive(vm)) {
+        throw new BangerError('ERR_VM_NOT_RUNNING', `VM ${vm.name} is not running`, { hint: `start it with \`banger vm start ${vm.name}\`` });
+      }
+      const guest = await this.#deps.guests.connection(vm.id, slotNetwork(this.#deps.networkConfig, vm.slot).guestIp);
+      return { vm, guest };
+    });
   }
 
   /** What the CLI needs to run the system ssh into a running VM. */

@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+
+import type { WorkspaceInfo } from '../rpc/methods.js';
+import { openStore } from './database.js';
+import { loadMigrations } from './migrations.js';
+import { VmsRepo } from './vms-repo.js';
+
+const root = mkdtempSync(join(tmpdir(), 'banger-vms-repo-'));
+after(() => {
+  rmSync(root, { recursive: true, force: true });
+});
+
+const spec = { vcpu: 1, memoryMiB: 1024, diskSizeBytes: 8 * 1024 ** 3, init: 'minimal' as const };
+const workspace: WorkspaceInfo = {
+  guestPath: '/root/repo',
+  sourcePath: '/home/dev/app',
+  baseCommit: 'a'.repeat(40),
+  sourceHead: 'a'.repeat(40),
+  mode: 'shallow',
+  branch: null,
+  includeUntracked: false,
+  preparedAt: '2026-11-25T12:00:00.000Z',
+};
+
+test('a VM from before workspaces gets none; a workspace is recorded, read back, and forgotten', () => {
+  const path = join(root, 'state.db');
+  // A store written by a banger that knew only the baseline schema, holding a VM.
+  const old = openStore(path, { migrations: loadMigrations().filter((m) => m.id === 1) });
+  old.db.exec("INSERT INTO kernels (id, name, state, source, created_at, updated_at) VALUES ('k', 'k', 'ready', 'catalog', 'x', 'x')");
+  old.db.exec("INSERT INTO images (id, name, state, source, kernel_id, created_at, updated_at) VALUES ('i', 'i', 'ready', 'catalog', 'k', 'x', 'x')");
+  new VmsRepo(old).reserve({ id: 'old', name: 'old', imageId: 'i', spec }, 10);
+  old.close();
+
+  const store = openStore(path);
+  try {
+    const vms = new VmsRepo(store);
+    assert.equal(vms.get('old')?.workspace, null, 'migration 2 leaves existing VMs without a workspace');
+    assert.equal(vms.reserve({ id: 'new', name: 'new', imageId: 'i', spec }, 10).workspace, null);
+    vms.setWorkspace('new', workspace);
+    assert.deepEqual(vms.get('new')?.workspace, workspace);
+    assert.deepEqual(vms.list().map((vm) => [vm.name, vm.workspace?.guestPath ?? null]), [
+      ['old', null],
+      ['new', '/root/repo'],
+    ]);
+    vms.setWorkspace('new', null);
+    assert.equal(vms.get('new')?.workspace, null);
+  } finally {
+    store.close();
+  }
+});

@@ -1,0 +1,190 @@
+import { posix } from 'node:path';
+
+import { shellJoin, shellQuote } from '../guest/shell.js';
+import type { WorkspaceMode } from '../rpc/methods.js';
+
+/**
+ * The shell scripts banger runs in a guest for workspaces (POSIX sh, run by
+ * root's login shell over the guest connection). Every value from outside is
+ * quoted with shellQuote; guest paths are validated first as well.
+ *
+ * Exit statuses 90-99 are how the scripts report what went wrong; the
+ * workspace service turns them into error codes.
+ */
+
+export const SCRIPT_EXIT = {
+  gitMissing: 90,
+  tarMissing: 91,
+  notBangerWorkspace: 92,
+  workspaceChanged: 93,
+  unknownCommit: 94,
+  noRepo: 95,
+} as const;
+
+/** Name prefix of the directory an import unpacks into before it becomes the workspace (under /root). */
+export const STAGING_PREFIX = '/root/.banger-staging-';
+/** Inside the guest repo's git dir: `<head> <tree>` of the workspace as banger left it. */
+export const WORKSPACE_MARKER = 'banger-workspace';
+/** Inside the guest repo's git dir: temporary index files (never the repo's own index). */
+const TEMP_INDEX_PREFIX = 'banger-index.';
+
+/**
+ * Defines `banger_tree`: prints the tree id of the working tree as `git add -A`
+ * sees it (ignored files excluded), computed in a temporary index inside the
+ * git dir so the repo's own index is never touched. The temporary index must
+ * share a filesystem with .git/index: git writes it through a lock file and a
+ * rename (a temp file on tmpfs fails with "unable to write new index file").
+ * It starts as a copy of the real index, so unchanged files are not hashed again.
+ */
+const TREE_FUNCTION = [
+  'banger_tree() {',
+  '  gd=$(git rev-parse --absolute-git-dir) || return 1',
+  `  idx=$(mktemp "$gd/${TEMP_INDEX_PREFIX}XXXXXX") || return 1`,
+  '  if [ -f "$gd/index" ]; then cp "$gd/index" "$idx"; else rm -f "$idx"; fi',
+  '  GIT_INDEX_FILE="$idx" git add -A >/dev/null 2>&1 && GIT_INDEX_FILE="$idx" git write-tree',
+  '  banger_status=$?',
+  '  rm -f "$idx"',
+  '  return $banger_status',
+  '}',
+].join('\n');
+
+/**
+ * Before an import: git and tar must exist, leftovers of interrupted imports
+ * go, and an existing workspace at the path may only be replaced (without
+ * force) when it is banger's and unchanged since banger prepared it, so
+ * re-preparing never silently throws away work done in the guest.
+ */
+export function preflightScript(guestPath: string, options: { force: boolean }): string {
+  const p = shellQuote(guestPath);
+  const lines = [
+    `command -v git >/dev/null 2>&1 || exit ${SCRIPT_EXIT.gitMissing}`,
+    `command -v tar >/dev/null 2>&1 || exit ${SCRIPT_EXIT.tarMissing}`,
+    `rm -rf ${STAGING_PREFIX}*`,
+    TREE_FUNCTION,
+  ];
+  if (!options.force) {
+    lines.push(
+      `if [ -e ${p} ] || [ -L ${p} ]; then`,
+      `  cd ${p} 2>/dev/null || exit ${SCRIPT_EXIT.notBangerWorkspace}`,
+      `  gd=$(git rev-parse --absolute-git-dir 2>/dev/null) || exit ${SCRIPT_EXIT.notBangerWorkspace}`,
+      `  [ "$(git rev-parse --show-toplevel 2>/dev/null)" = ${p} ] || exit ${SCRIPT_EXIT.notBangerWorkspace}`,
+      `  [ -f "$gd/${WORKSPACE_MARKER}" ] || exit ${SCRIPT_EXIT.notBangerWorkspace}`,
+      `  read -r want_head want_tree < "$gd/${WORKSPACE_MARKER}" || exit ${SCRIPT_EXIT.notBangerWorkspace}`,
+      `  rm -f "$gd"/${TEMP_INDEX_PREFIX}*`,
+      `  [ "$(git rev-parse -q --verify HEAD)" = "$want_head" ] || exit ${SCRIPT_EXIT.workspaceChanged}`,
+      `  [ "$(banger_tree)" = "$want_tree" ] || exit ${SCRIPT_EXIT.workspaceChanged}`,
+      'fi',
+    );
+  }
+  lines.push('exit 0');
+  return lines.join('\n');
+}
+
+export interface ImportOptions {
+  guestPath: string;
+  mode: WorkspaceMode;
+  /** Create and check out this branch. */
+  branch: string | undefined;
+  /** Check out this commit (on `branch`) instead of the shipped working tree. */
+  from: string | undefined;
+  /** The host's git identity, set on the guest repo unless it has its own. */
+  identity: { name: string | undefined; email: string | undefined };
+}
+
+/**
+ * Unpacks the tar on stdin into a staging directory, finishes the repo there
+ * (index, branch, identity, the marker), and only then swaps it in at the
+ * guest path, so an interrupted import never leaves a half-written workspace
+ * (the staging directory is removed by the next preflight). Then trusts
+ * mise configs, best effort.
+ */
+export function importScript(options: ImportOptions): string {
+  const p = shellQuote(options.guestPath);
+  const lines = [
+    'set -e',
+    'umask 022',
+    `s=$(mktemp -d ${STAGING_PREFIX}XXXXXX)`,
+    `trap 'cd /; rm -rf "$s"' EXIT`,
+    'tar -x -f - -C "$s"',
+    'cd "$s"',
+    TREE_FUNCTION,
+  ];
+  for (const [key, value] of [
+    ['user.name', options.identity.name],
+    ['user.email', options.identity.email],
+  ] as const) {
+    if (value !== undefined) lines.push(`git config --local --get ${key} >/dev/null 2>&1 || git config --local ${key} ${shellQuote(value)}`);
+  }
+  if (options.from !== undefined && options.branch !== undefined) {
+    lines.push(`git checkout -q -f -B ${shellQuote(options.branch)} ${shellQuote(options.from)}`);
+  } else {
+    // shallow: no index was shipped, build it from HEAD; full_copy: keep the host's index (staged changes), refresh its stat data.
+    lines.push(options.mode === 'shallow' ? 'git reset -q' : 'git update-index -q --refresh >/dev/null 2>&1 || true');
+    if (options.branch !== undefined) lines.push(`git checkout -q -b ${shellQuote(options.branch)}`);
+  }
+  lines.push(
+    'gd=$(git rev-parse --absolute-git-dir)',
+    'head=$(git rev-parse HEAD)',
+    'tree=$(banger_tree)',
+    `printf '%s %s\\n' "$head" "$tree" > "$gd/${WORKSPACE_MARKER}"`,
+    'cd /',
+    `rm -rf ${p}`,
+    `mkdir -p ${shellQuote(posix.dirname(options.guestPath))}`,
+    `mv "$s" ${p}`,
+    'trap - EXIT',
+    `if command -v mise >/dev/null 2>&1; then mise trust --quiet --all ${p} >/dev/null 2>&1 || true; fi`,
+  );
+  return lines.join('\n');
+}
+
+/** The mise trust step alone, for tests and docs: guarded, quiet, never failing. */
+export function miseTrustLine(guestPath: string): string {
+  return `if command -v mise >/dev/null 2>&1; then mise trust --quiet --all ${shellQuote(guestPath)} >/dev/null 2>&1 || true; fi`;
+}
+
+/**
+ * Export, never changing the repo: `git add -A` into a temporary index (see
+ * TREE_FUNCTION), then a diff of that index against the base. stdout is:
+ * the resolved base commit on a line, the byte length of the `--name-status
+ * -z` list on a line, the list, then (unless stat) the binary patch.
+ */
+export function exportScript(guestPath: string, baseRef: string, options: { stat: boolean }): string {
+  const diff = 'GIT_INDEX_FILE="$idx" git -c core.quotePath=false diff --cached --no-renames --no-color --no-ext-diff --no-textconv';
+  const lines = [
+    'set -e',
+    `command -v git >/dev/null 2>&1 || exit ${SCRIPT_EXIT.gitMissing}`,
+    `cd ${shellQuote(guestPath)} 2>/dev/null || exit ${SCRIPT_EXIT.noRepo}`,
+    `gd=$(git rev-parse --absolute-git-dir 2>/dev/null) || exit ${SCRIPT_EXIT.noRepo}`,
+    `base=$(git rev-parse -q --verify ${shellQuote(`${baseRef}^{commit}`)}) || exit ${SCRIPT_EXIT.unknownCommit}`,
+    `rm -f "$gd"/${TEMP_INDEX_PREFIX}*`,
+    `idx=$(mktemp "$gd/${TEMP_INDEX_PREFIX}XXXXXX")`,
+    `trap 'rm -f "$idx" "$idx.names"' EXIT`,
+    'if [ -f "$gd/index" ]; then cp "$gd/index" "$idx"; else rm -f "$idx"; fi',
+    'GIT_INDEX_FILE="$idx" git add -A',
+    `${diff} -z --name-status "$base" > "$idx.names"`,
+    `printf '%s\\n' "$base"`,
+    'wc -c < "$idx.names"',
+    'cat "$idx.names"',
+  ];
+  if (!options.stat) lines.push(`${diff} --binary --src-prefix=a/ --dst-prefix=b/ "$base"`);
+  return lines.join('\n');
+}
+
+/**
+ * `vm exec`'s command line: in the workspace directory when there is one,
+ * through `mise exec --` when mise is installed (so mise-managed tools are on
+ * PATH), and `exec`'d so signals and the exit status are the command's own.
+ */
+export function execScript(argv: readonly string[], workdir: string | undefined): string {
+  const command = shellJoin(argv);
+  return [
+    ...(workdir === undefined ? [] : [`cd ${shellQuote(workdir)} || exit 1`]),
+    `if command -v mise >/dev/null 2>&1; then exec mise exec -- ${command}; fi`,
+    `exec ${command}`,
+  ].join('\n');
+}
+
+/** Validates a commit name given for export before it reaches a guest shell (still quoted there). */
+export function isPlausibleRef(ref: string): boolean {
+  return /^[A-Za-z0-9._/~^@{}-]+$/.test(ref) && !ref.startsWith('-') && ref.length <= 256;
+}
