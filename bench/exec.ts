@@ -33,7 +33,7 @@ async function main(): Promise<void> {
     console.log('preparing: a VM (the image is built on the first run)...');
     const vm = await world.json<VmInfo>(['vm', 'create', '--name', 'bench-exec'], { timeoutMs: 900_000 });
     const ssh = sshCommand(vm.ip, world.layout.sshKey, world.layout.knownHosts, 'true');
-    const exec = [process.execPath, BANGER_BIN, 'vm', 'exec', vm.name, '--', 'true'];
+    const exec = [BANGER_BIN, 'vm', 'exec', vm.name, '--', 'true'];
     timed(exec, world.env); // warm: the daemon is up and its guest connection open
 
     // Interleaved, so drift in the host's speed hits all three alike.

@@ -24,27 +24,48 @@ const FILES = 5000;
 const TOTAL_BYTES = 50 * 1024 * 1024;
 const CHANGED = 1000;
 
-const WORDS = 'const let return function if else for while import export from class interface type async await new this null undefined true false string number value result error data index count list map set get push length'.split(' ');
+/**
+ * Text that compresses like source code (gzip ~3.3x on the whole, ~2.6x per
+ * 10 KB file; this repo's own sources: 3.5x): identifiers from a skewed
+ * vocabulary, keywords, operators, a few numbers. (A tiny vocabulary would
+ * compress tenfold and flatter anything that ships git objects.)
+ */
+function codeLikeText(bytes: number, random: () => number): string {
+  const pick = (n: number): number => Math.floor(random() * n);
+  const syllables = 'ab ac al an ar be ca co de di el en er fi ge ha in is ka le li ma me mo na ne no or pa pe ra re ri ro sa se si so ta te ti to un ur va ve wa xi ya ze'.split(' ');
+  const keywords = 'const let return if else for await function export import new this null true false async type interface'.split(' ');
+  const vocabulary = Array.from({ length: 600 }, () =>
+    Array.from({ length: 2 + pick(3) }, (_, i) => {
+      const s = syllables[pick(syllables.length)] ?? 'x';
+      return i > 0 && random() < 0.4 ? s.charAt(0).toUpperCase() + s.slice(1) : s;
+    }).join(''),
+  );
+  const operators = [' = ', '(', ', ', '.', ' + ', ' === ', ') ', ': ', '; '];
+  const word = (): string => (random() < 0.35 ? (keywords[pick(keywords.length)] ?? '') : random() < 0.04 ? String(pick(1000)) : (vocabulary[Math.floor(random() ** 4 * vocabulary.length)] ?? ''));
+  let text = '';
+  while (text.length < bytes) {
+    const count = 2 + pick(7);
+    let line = '  '.repeat(pick(4));
+    for (let i = 0; i < count; i++) line += word() + (i < count - 1 ? (operators[pick(operators.length)] ?? ' ') : ';');
+    text += line + '\n';
+  }
+  return text;
+}
 
-/** A repo that looks like source code: 50 directories of 100 files of text, one commit. */
+/** A repo that looks like source code: 50 directories of 100 files, one commit. */
 function generateRepo(root: string): void {
-  let seed = 42;
-  const random = (n: number): number => {
-    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-    return seed % n;
+  let state = 2463534242;
+  const random = (): number => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return (state >>> 0) / 4294967296;
   };
   const perFile = Math.floor(TOTAL_BYTES / FILES);
   for (let i = 0; i < FILES; i++) {
     const dir = join(root, `pkg${Math.floor(i / 100)}`);
     mkdirSync(dir, { recursive: true });
-    const lines: string[] = [];
-    let size = 0;
-    while (size < perFile) {
-      const line = Array.from({ length: 8 + random(8) }, () => WORDS[random(WORDS.length)]).join(' ') + ` ${random(100000)};`;
-      lines.push(line);
-      size += line.length + 1;
-    }
-    writeFileSync(join(dir, `file${i}.ts`), lines.join('\n') + '\n');
+    writeFileSync(join(dir, `file${i}.ts`), codeLikeText(perFile, random));
   }
   git(root, 'init', '-q');
   git(root, 'add', '-A');

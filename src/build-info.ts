@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 
+import { distPath } from './dist-root.js';
+
 /**
  * Version and build id of the code that is running, stamped into
  * dist/build-info.json by scripts/build.mjs. The build id is a hash of the
@@ -14,8 +16,7 @@ let cached: BuildInfo | undefined;
 
 export function buildInfo(): BuildInfo {
   if (cached === undefined) {
-    // dist/src/build-info.js -> dist/build-info.json
-    const parsed = JSON.parse(readFileSync(new URL('../build-info.json', import.meta.url), 'utf8')) as BuildInfo;
+    const parsed = JSON.parse(readFileSync(distPath('build-info.json'), 'utf8')) as BuildInfo;
     cached = { version: parsed.version, buildId: parsed.buildId };
   }
   return cached;

@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 
 import type { Layout } from '../config/paths.js';
 import { insecureRuntimeDirError, inspectRuntimeDir, isUnsafeRuntimeDir } from '../config/runtime-dir.js';
 import { buildInfo } from '../build-info.js';
+import { distPath } from '../dist-root.js';
 import { pidAlive } from '../host/process.js';
 import { BangerError, hasErrnoCode, isErrorCode } from '../rpc/errors.js';
 import { RpcClient } from '../rpc/client.js';
@@ -33,7 +33,7 @@ export interface ConnectOptions {
 
 /** Path of the daemon entry point that belongs to this CLI's build. */
 function daemonEntry(): string {
-  return fileURLToPath(new URL('../daemon/main.js', import.meta.url));
+  return distPath('src', 'daemon', 'main.js');
 }
 
 /**

@@ -1,4 +1,16 @@
 import { main } from './program.js';
 
-// `banger` entry point (bin/banger imports this).
-process.exitCode = await main(process.argv.slice(2));
+// `banger` entry point: bin/banger runs the bundle of this module (dist/cli.cjs).
+
+// A reader that went away (`banger … | head`) ends the command quietly, as
+// SIGPIPE ends other tools (status 128 + 13), instead of with a stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(141);
+    throw error;
+  });
+}
+
+void main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});

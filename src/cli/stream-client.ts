@@ -2,7 +2,7 @@ import { connect, type Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 
 import { BangerError } from '../rpc/errors.js';
-import { encodeFrames, encodeResize, FrameDecoder, FrameKind, newStreamToken, streamHeader } from '../rpc/stream.js';
+import { encodeResize, FrameDecoder, FrameKind, newStreamToken, streamHeader, whenWritable, writeFrames, type FrameKindValue } from '../rpc/stream.js';
 
 /**
  * The client end of a stream connection (src/rpc/stream.ts): opened before
@@ -82,20 +82,14 @@ export class StreamClient {
 
   /** Resolves when the socket can take more input. */
   drained(): Promise<void> {
-    return new Promise((resolve) => {
-      this.#socket.once('drain', resolve);
-      this.#socket.once('close', resolve);
-    });
+    return whenWritable(this.#socket);
   }
 
   close(): void {
     this.#socket.destroy();
   }
 
-  #send(kind: (typeof FrameKind)[keyof typeof FrameKind], payload?: Buffer): boolean {
-    if (this.#socket.destroyed) return true;
-    let ok = true;
-    for (const part of encodeFrames(kind, payload)) ok = this.#socket.write(part) && ok;
-    return ok;
+  #send(kind: FrameKindValue, payload?: Buffer): boolean {
+    return writeFrames(this.#socket, kind, payload);
   }
 }

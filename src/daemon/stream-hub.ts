@@ -5,12 +5,13 @@ import { Readable, Writable } from 'node:stream';
 import { BangerError } from '../rpc/errors.js';
 import {
   decodeResize,
-  encodeFrames,
   FrameDecoder,
   FrameKind,
   STREAM_HEADER_MAX,
   STREAM_HEADER_PREFIX,
   STREAM_TOKEN_PATTERN,
+  whenWritable,
+  writeFrames,
   type FrameKindValue,
 } from '../rpc/stream.js';
 import type { ClientStream } from '../services/client-stream.js';
@@ -223,29 +224,16 @@ export class SocketClientStream implements ClientStream {
     }
   }
 
-  /** Writes frames; true when the socket can take more right away. */
   #write(kind: FrameKindValue, payload: Buffer): boolean {
-    if (this.#socket.destroyed || this.#socket.writableEnded) return true;
-    let ok = true;
-    for (const part of encodeFrames(kind, payload)) ok = this.#socket.write(part) && ok;
-    return ok;
+    return writeFrames(this.#socket, kind, payload);
   }
 
   #framed(kind: FrameKindValue): Writable {
     return new Writable({
       write: (chunk: Buffer, _encoding, callback) => {
-        if (this.#write(kind, chunk)) {
-          callback();
-          return;
-        }
+        if (this.#write(kind, chunk)) callback();
         // Whichever comes first: room in the socket, or the client gone (then output has nowhere to go).
-        const resume = (): void => {
-          this.#socket.off('drain', resume);
-          this.#socket.off('close', resume);
-          callback();
-        };
-        this.#socket.once('drain', resume);
-        this.#socket.once('close', resume);
+        else void whenWritable(this.#socket).then(() => { callback(); });
       },
     });
   }

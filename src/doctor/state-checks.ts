@@ -66,7 +66,7 @@ export function storeCheck(layout: Layout): CheckResult {
   }
   try {
     const version = store.schemaVersion();
-    const known = Math.max(0, ...loadMigrations(new URL('../store/migrations/', import.meta.url)).map((m) => m.id));
+    const known = Math.max(0, ...loadMigrations().map((m) => m.id));
     if (version > known) {
       return check('store', 'store', 'fail', `${path} has schema version ${version}, newer than this banger knows (${known})`, 'it was written by a newer banger: upgrade banger');
     }

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
 
 /**
  * Byte streams between a client and bangerd, next to JSON-RPC.
@@ -118,4 +119,25 @@ export class FrameDecoder {
   get buffered(): number {
     return this.#pending.length;
   }
+}
+
+/** Writes a payload as frames; true when the socket can take more right away (also when it is gone). */
+export function writeFrames(socket: Socket, kind: FrameKindValue, payload?: Buffer): boolean {
+  if (socket.destroyed || socket.writableEnded) return true;
+  let ok = true;
+  for (const part of encodeFrames(kind, payload)) ok = socket.write(part) && ok;
+  return ok;
+}
+
+/** Resolves when a full socket has room again, or is closed (then there is nothing to wait for). */
+export function whenWritable(socket: Socket): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      socket.off('drain', done);
+      socket.off('close', done);
+      resolve();
+    };
+    socket.once('drain', done);
+    socket.once('close', done);
+  });
 }

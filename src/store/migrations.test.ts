@@ -8,7 +8,7 @@ import Database from 'better-sqlite3';
 
 import { BangerError, type ErrorCode } from '../rpc/errors.js';
 import { openStore } from './database.js';
-import { BUILTIN_MIGRATIONS_DIR, loadMigrations, runMigrations, type Migration } from './migrations.js';
+import { builtinMigrationsDir, loadMigrations, runMigrations, type Migration } from './migrations.js';
 
 const root = mkdtempSync(join(tmpdir(), 'banger-migrations-'));
 after(() => {
@@ -55,7 +55,7 @@ const three: Migration = { id: 3, name: 'three', sql: 'CREATE TABLE three (z INT
 
 test('the built-in migrations load in ascending id order, starting with the baseline', () => {
   const migrations = loadMigrations();
-  const files = readdirSync(BUILTIN_MIGRATIONS_DIR).filter((f) => f.endsWith('.sql'));
+  const files = readdirSync(builtinMigrationsDir()).filter((f) => f.endsWith('.sql'));
   assert.equal(migrations.length, files.length);
   const ids = migrations.map((m) => m.id);
   assert.deepEqual(ids, [...new Set(ids)].sort((a, b) => a - b));

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 
 import type { Database } from 'better-sqlite3';
 
+import { distPath } from '../dist-root.js';
 import { BangerError, hasErrnoCode } from '../rpc/errors.js';
 
 /**
@@ -23,15 +24,17 @@ export interface Migration {
 
 const FILE_PATTERN = /^(\d{4,})-([a-z0-9]+(?:-[a-z0-9]+)*)\.sql$/;
 
-/** The migrations shipped with this build (copied next to the compiled module). */
-export const BUILTIN_MIGRATIONS_DIR = new URL('./migrations/', import.meta.url);
+/** The migrations shipped with this build (copied next to the compiled module by the build). */
+export function builtinMigrationsDir(): string {
+  return distPath('src', 'store', 'migrations');
+}
 
 /**
  * Reads the `*.sql` files in `dir`, which must all be named
  * `NNNN-kebab-name.sql` (id of 4 or more digits), sorted by id. Other files are
  * ignored. Two files with the same id are ERR_MIGRATION_DUPLICATE.
  */
-export function loadMigrations(dir: URL | string = BUILTIN_MIGRATIONS_DIR): Migration[] {
+export function loadMigrations(dir: URL | string = builtinMigrationsDir()): Migration[] {
   const path = typeof dir === 'string' ? dir : fileURLToPath(dir);
   let files: string[];
   try {

@@ -27,6 +27,13 @@ export const STAGING_PREFIX = '/root/.banger-staging-';
 export const WORKSPACE_MARKER = 'banger-workspace';
 /** Inside the guest repo's git dir: temporary index files (never the repo's own index). */
 const TEMP_INDEX_PREFIX = 'banger-index.';
+/**
+ * Shallow imports ship, inside the staging repo's .git, the working-tree
+ * files that differ from HEAD (under this directory, at their paths) and the
+ * NUL-separated list of HEAD's paths the guest must not have.
+ */
+export const OVERLAY_DIR = 'banger-overlay';
+export const DELETED_LIST = 'banger-deleted';
 
 /**
  * Defines `banger_tree`: prints the tree id of the working tree as `git add -A`
@@ -93,10 +100,21 @@ export interface ImportOptions {
 
 /**
  * Unpacks the tar on stdin into a staging directory, finishes the repo there
- * (index, branch, identity, the marker), and only then swaps it in at the
- * guest path, so an interrupted import never leaves a half-written workspace
- * (the staging directory is removed by the next preflight). Then trusts
- * mise configs, best effort.
+ * (working tree, index, branch, identity, the marker), and only then swaps it
+ * in at the guest path, so an interrupted import never leaves a half-written
+ * workspace (the staging directory is removed by the next preflight, or at
+ * boot). Then trusts mise configs, best effort.
+ *
+ * Working tree, per mode:
+ * - shallow: git checks HEAD out from the shipped objects (writing files from
+ *   objects records their stat data, so nothing is hashed again), then the
+ *   shipped files that differ from HEAD are moved over it and the deleted
+ *   ones removed; only those few are hashed by the refresh. Shipping the
+ *   whole tree instead would send every byte uncompressed and hash it all in
+ *   the guest (seconds, under emulation).
+ * - full_copy: the whole working tree was shipped; the host's index (staged
+ *   changes) is kept and its stat data refreshed.
+ * - --from: the guest checks that commit out on the new branch.
  */
 export function importScript(options: ImportOptions): string {
   const p = shellQuote(options.guestPath);
@@ -118,8 +136,17 @@ export function importScript(options: ImportOptions): string {
   if (options.from !== undefined && options.branch !== undefined) {
     lines.push(`git checkout -q -f -B ${shellQuote(options.branch)} ${shellQuote(options.from)}`);
   } else {
-    // shallow: no index was shipped, build it from HEAD; full_copy: keep the host's index (staged changes), refresh its stat data.
-    lines.push(options.mode === 'shallow' ? 'git reset -q' : 'git update-index -q --refresh >/dev/null 2>&1 || true');
+    if (options.mode === 'shallow') {
+      lines.push(
+        'git read-tree HEAD',
+        'git checkout-index -a -f -u -q',
+        `if [ -s .git/${DELETED_LIST} ]; then xargs -0 rm -f -- < .git/${DELETED_LIST}; fi`,
+        // Files only (directories come with them): --unlink-first replaces a symlink or file in the way instead of writing through it.
+        `if [ -d .git/${OVERLAY_DIR} ]; then (cd .git/${OVERLAY_DIR} && find . ! -type d -print0 | tar --null -T - -cf -) | tar --unlink-first -xf -; fi`,
+        `rm -rf .git/${OVERLAY_DIR} .git/${DELETED_LIST}`,
+      );
+    }
+    lines.push('git update-index -q --refresh >/dev/null 2>&1 || true');
     if (options.branch !== undefined) lines.push(`git checkout -q -b ${shellQuote(options.branch)}`);
   }
   lines.push(

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -58,6 +58,25 @@ describe('inspectRepo: what a workspace ships', { timeout: 60_000 }, () => {
     r.commit();
     unlinkSync(join(r.root, 'b'));
     assert.deepEqual((await inspectRepo(r.root, { includeUntracked: false, mode: 'shallow' })).files, ['a']);
+  });
+
+  test('changed and deleted: what differs from HEAD, so a shallow prepare ships only that', async () => {
+    const r = repo().write('same', 's\n').write('edited', 'e\n').write('gone', 'g\n').write('unstaged-rm', 'u\n').write('run', '#!/bin/sh\n', 0o755).write('link-target', 't\n');
+    r.symlink('swapped', 'link-target');
+    r.commit();
+    r.write('edited', 'edited now\n').write('staged-new', 'n\n').write('untracked', 'u\n');
+    r.git('add', 'staged-new');
+    r.git('rm', '-q', 'gone');
+    r.git('rm', '-q', '--cached', 'unstaged-rm'); // staged deletion, file still on disk: now untracked
+    chmodSync(join(r.root, 'run'), 0o644);
+    unlinkSync(join(r.root, 'swapped'));
+    writeFileSync(join(r.root, 'swapped'), 'a file now\n');
+    const tracked = await inspectRepo(r.root, { includeUntracked: false, mode: 'shallow' });
+    assert.deepEqual(tracked.changed, ['edited', 'run', 'staged-new', 'swapped']);
+    assert.deepEqual(tracked.deleted.sort(), ['gone', 'unstaged-rm']);
+    const all = await inspectRepo(r.root, { includeUntracked: true, mode: 'shallow' });
+    assert.deepEqual(all.changed, ['edited', 'run', 'staged-new', 'swapped', 'unstaged-rm', 'untracked']);
+    assert.deepEqual(all.deleted, ['gone']);
   });
 
   test('a detached HEAD has no branch', async () => {

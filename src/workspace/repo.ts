@@ -26,8 +26,16 @@ export interface RepoSnapshot {
   head: string;
   /** Current branch name, or null on a detached HEAD. */
   branch: string | null;
-  /** Working-tree paths to ship, relative to root, sorted. */
+  /** The guest's working-tree files, relative to root, sorted: what --dry-run lists. */
   files: string[];
+  /**
+   * Of `files`, those whose bytes may differ from HEAD (edited, added,
+   * untracked, mode or type changed): a shallow prepare checks HEAD out in
+   * the guest and ships only these.
+   */
+  changed: string[];
+  /** Paths in HEAD that must not be in the guest (deleted, or untracked and not shipped). */
+  deleted: string[];
   /** Untracked, non-ignored files (shipped only with includeUntracked). */
   untracked: number;
   includeUntracked: boolean;
@@ -79,8 +87,13 @@ export async function inspectRepo(path: string, options: InspectOptions): Promis
   const checker = new PathChecker(root);
   for (const p of candidates) checker.check(p);
   // Each checked-out submodule's `.git` link (a file pointing into .git/modules) ships with it.
-  const links = submodules.map((sub) => `${sub}/.git`).filter((link) => exists(join(root, link)));
+  const links = submodules.map((sub) => `${sub}/.git`).filter((link) => lstatSync(join(root, link), { throwIfNoEntry: false }) !== undefined);
   const files = [...candidates.filter((p) => shippable(join(root, p))), ...links].sort();
+  const inGuest = new Set(files);
+  const untrackedSet = new Set(untrackedPaths);
+  const differing = splitNul(await gitOk(root, ['diff', '--name-only', '-z', '--no-renames', '--no-ext-diff', 'HEAD'], options.signal));
+  for (const p of differing) checker.check(p);
+  const differingSet = new Set(differing);
 
   return {
     root,
@@ -89,6 +102,8 @@ export async function inspectRepo(path: string, options: InspectOptions): Promis
     head: head.stdout.toString('utf8').trim(),
     branch: branch.code === 0 ? branch.stdout.toString('utf8').trim() : null,
     files,
+    changed: files.filter((p) => differingSet.has(p) || untrackedSet.has(p)),
+    deleted: differing.filter((p) => !inGuest.has(p)),
     untracked: untrackedPaths.length,
     includeUntracked: options.includeUntracked,
     submodules,
@@ -174,26 +189,13 @@ class PathChecker {
 
 /** Regular files and symlinks ship; a tracked path missing on disk (deleted, not committed) or anything else does not. */
 function shippable(path: string): boolean {
-  try {
-    const stat = lstatSync(path);
-    return stat.isFile() || stat.isSymbolicLink();
-  } catch {
-    return false;
-  }
+  const stat = lstatSync(path, { throwIfNoEntry: false });
+  return stat !== undefined && (stat.isFile() || stat.isSymbolicLink());
 }
 
 function isDirectory(path: string): boolean {
   try {
     return statSync(path).isDirectory();
-  } catch {
-    return false;
-  }
-}
-
-function exists(path: string): boolean {
-  try {
-    lstatSync(path);
-    return true;
   } catch {
     return false;
   }

@@ -17,12 +17,15 @@ import { Readable } from 'node:stream';
 const BLOCK = 512;
 const SMALL_FILE = 1024 * 1024;
 
-export interface TarEntry {
-  /** Name inside the archive (no leading slash). */
-  name: string;
-  /** Where to read it on the host. */
-  source: string;
-}
+/** A file, directory or symlink read from the host, or a small file given by its bytes. */
+export type TarEntry =
+  | {
+      /** Name inside the archive (no leading slash). */
+      name: string;
+      /** Where to read it on the host. */
+      source: string;
+    }
+  | { name: string; content: Buffer; mode: number };
 
 type EntryKind = { type: 'file'; size: number } | { type: 'dir' } | { type: 'symlink'; target: string };
 
@@ -129,27 +132,57 @@ export function tarStream(entries: readonly TarEntry[], onBytes?: (total: number
     onBytes?.(total);
     return chunk;
   };
-  async function* generate(): AsyncGenerator<Buffer> {
-    for (const entry of entries) {
-      let stat;
-      try {
-        stat = await lstat(entry.source);
-      } catch {
-        continue;
-      }
-      const common = { name: entry.name, mode: stat.mode, mtime: stat.mtimeMs / 1000 };
-      if (stat.isDirectory()) {
-        yield count(entryHeader({ ...common, name: `${entry.name}/`, kind: { type: 'dir' } }));
-      } else if (stat.isSymbolicLink()) {
-        yield count(entryHeader({ ...common, kind: { type: 'symlink', target: await readlink(entry.source) } }));
-      } else if (stat.isFile()) {
-        yield count(entryHeader({ ...common, kind: { type: 'file', size: stat.size } }));
-        yield* fileBody(entry.source, stat.size, count);
-      }
+  return Readable.from(coalesce(entryChunks(entries, count), COALESCE_BYTES), { objectMode: false, highWaterMark: 256 * 1024 });
+}
+
+/**
+ * Source trees are mostly small files: a header, a few KiB, padding. Written
+ * one by one, each would become its own SSH packet, and under emulation the
+ * guest pays per packet; chunks are joined up to this size first.
+ */
+const COALESCE_BYTES = 128 * 1024;
+
+async function* coalesce(chunks: AsyncIterable<Buffer>, size: number): AsyncGenerator<Buffer> {
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  for await (const chunk of chunks) {
+    pending.push(chunk);
+    pendingBytes += chunk.length;
+    if (pendingBytes >= size) {
+      yield pending.length === 1 ? chunk : Buffer.concat(pending, pendingBytes);
+      pending = [];
+      pendingBytes = 0;
     }
-    yield count(Buffer.alloc(BLOCK * 2));
   }
-  return Readable.from(generate(), { objectMode: false, highWaterMark: 256 * 1024 });
+  if (pendingBytes > 0) yield Buffer.concat(pending, pendingBytes);
+}
+
+async function* entryChunks(entries: readonly TarEntry[], count: (chunk: Buffer) => Buffer): AsyncGenerator<Buffer> {
+  for (const entry of entries) {
+    if ('content' in entry) {
+      yield count(entryHeader({ name: entry.name, mode: entry.mode, mtime: Date.now() / 1000, kind: { type: 'file', size: entry.content.length } }));
+      if (entry.content.length > 0) yield count(entry.content);
+      const pad = padding(entry.content.length);
+      if (pad.length > 0) yield count(pad);
+      continue;
+    }
+    let stat;
+    try {
+      stat = await lstat(entry.source);
+    } catch {
+      continue;
+    }
+    const common = { name: entry.name, mode: stat.mode, mtime: stat.mtimeMs / 1000 };
+    if (stat.isDirectory()) {
+      yield count(entryHeader({ ...common, name: `${entry.name}/`, kind: { type: 'dir' } }));
+    } else if (stat.isSymbolicLink()) {
+      yield count(entryHeader({ ...common, kind: { type: 'symlink', target: await readlink(entry.source) } }));
+    } else if (stat.isFile()) {
+      yield count(entryHeader({ ...common, kind: { type: 'file', size: stat.size } }));
+      yield* fileBody(entry.source, stat.size, count);
+    }
+  }
+  yield count(Buffer.alloc(BLOCK * 2));
 }
 
 async function* fileBody(path: string, size: number, count: (chunk: Buffer) => Buffer): AsyncGenerator<Buffer> {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -152,12 +152,43 @@ describe('workspaces on real QEMU', { timeout: 1_800_000 }, () => {
     assert.deepEqual(manifest(clone), manifest(guestTree));
   });
 
+  test("the guest gets the host's working tree: uncommitted edits, deletions, staged files, mode and type changes", async () => {
+    const repo = newRepo()
+      .write('same.txt', 'same\n')
+      .write('edited.txt', 'before\n')
+      .write('gone.txt', 'gone\n')
+      .write('tools/run.sh', '#!/bin/sh\n', 0o755)
+      .write('target.txt', 'target\n')
+      .write('deep/dir/keep.txt', 'keep\n')
+      .symlink('swap', 'target.txt');
+    const base = repo.commit();
+    repo.write('edited.txt', 'after, not committed\n').write('deep/dir/new-staged.txt', 'staged\n').write('untracked.txt', 'not shipped\n');
+    repo.git('add', 'deep/dir/new-staged.txt');
+    rmSync(join(repo.root, 'gone.txt'));
+    chmodSync(join(repo.root, 'tools/run.sh'), 0o644);
+    rmSync(join(repo.root, 'swap'));
+    writeFileSync(join(repo.root, 'swap'), 'a file where a symlink was\n');
+
+    const prepared = await world.json<WorkspacePrepareResult>(['vm', 'workspace', 'prepare', 'ws', repo.root, '--force'], { timeoutMs: 300_000 });
+    assert.equal(prepared.workspace.baseCommit, base);
+    const tar = await collectBinary(world, ['vm', 'exec', 'ws', '--', 'tar', '-C', '/root/repo', '--exclude=./.git', '-cf', '-', '.']);
+    const guestTree = join(scratch, 'guest-worktree');
+    execFileSync('mkdir', ['-p', guestTree]);
+    execFileSync('tar', ['-x', '-f', '-', '-C', guestTree], { input: tar });
+    const shipped = repo.lsFiles().filter((p) => lstatSync(join(repo.root, p), { throwIfNoEntry: false }) !== undefined);
+    assert.deepEqual(manifest(guestTree), manifest(repo.root, shipped));
+    // A shallow workspace's index is HEAD's: the host's edits (staged or not) are changes in the guest.
+    assert.deepEqual((await guest('ws', 'git status --porcelain')).split('\n').filter(Boolean).sort(), [' D gone.txt', ' M edited.txt', ' M tools/run.sh', ' T swap', '?? deep/dir/new-staged.txt']);
+  });
+
   test('--include-untracked ships the untracked note but never the ignored .env; a changed workspace needs --force', async () => {
     const repo = newRepo().write('a.txt', 'a\n').write('.gitignore', '.env\n');
     repo.commit();
     repo.write('.env', 'SECRET=1\n').write('note.txt', 'note\n');
+    await guest('ws', 'echo work done in the guest > guest-work.txt');
     const refused = await world.run(['vm', 'workspace', 'prepare', 'ws', repo.root, '--include-untracked', '--json']);
-    assert.equal(errorCode(refused), 'ERR_WORKSPACE_DIRTY', 'the previous workspace has guest changes');
+    assert.equal(errorCode(refused), 'ERR_WORKSPACE_DIRTY', 'the workspace has work done in the guest');
+    assert.equal(await guest('ws', 'cat guest-work.txt'), 'work done in the guest\n', 'and it is still there');
     const prepared = await world.json<WorkspacePrepareResult>(['vm', 'workspace', 'prepare', 'ws', repo.root, '--include-untracked', '--force']);
     assert.equal(prepared.untrackedSkipped, 0);
     assert.equal(await guest('ws', 'ls -a /root/repo | sort | tr "\\n" " "'), '. .. .git .gitignore a.txt note.txt ');
@@ -389,23 +420,28 @@ async function collectBinary(world: BangerWorld, args: string[], input?: Buffer)
   return Buffer.concat(chunks);
 }
 
-/** Path → kind, exec bit and content hash (or symlink target), for every file under `root` but .git. */
-function manifest(root: string): Record<string, string> {
+/** Path → kind, exec bit and content hash (or symlink target): for `paths`, or every file under `root` but .git. */
+function manifest(root: string, paths?: readonly string[]): Record<string, string> {
   const entries: Record<string, string> = {};
+  const describe = (path: string): void => {
+    const full = join(root, path);
+    const stat = lstatSync(full);
+    if (stat.isSymbolicLink()) entries[path] = `link ${readlinkSync(full)}`;
+    else entries[path] = `file ${(stat.mode & 0o111) === 0 ? '644' : '755'} ${createHash('sha256').update(readFileSync(full)).digest('hex')}`;
+  };
   const walk = (rel: string): void => {
     for (const name of readdirSync(join(root, rel))) {
       const path = rel === '' ? name : `${rel}/${name}`;
       if (path === '.git') continue;
-      const full = join(root, path);
-      const stat = lstatSync(full);
-      if (stat.isDirectory()) walk(path);
-      else if (stat.isSymbolicLink()) entries[path] = `link ${readlinkSync(full)}`;
-      else entries[path] = `file ${(stat.mode & 0o111) === 0 ? '644' : '755'} ${createHash('sha256').update(readFileSync(full)).digest('hex')}`;
+      if (lstatSync(join(root, path)).isDirectory()) walk(path);
+      else describe(path);
     }
   };
-  walk('');
-  return entries;
+  if (paths === undefined) walk('');
+  else for (const path of paths) describe(path);
+  return Object.fromEntries(Object.entries(entries).sort(([a], [b]) => (a < b ? -1 : 1)));
 }
+
 
 /** Incompressible bytes (so a transfer takes time), different per seed. */
 function randomBytesOf(size: number, seed: number): Buffer {

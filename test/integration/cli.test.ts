@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
@@ -118,5 +119,19 @@ describe('shell completion', () => {
     }
     const bashCheck = spawnSync('bash', ['-n'], { input: (await world.run(['completion', 'bash'])).stdout, encoding: 'utf8' });
     assert.equal(bashCheck.status, 0, bashCheck.stderr);
+  });
+
+  test('a reader that goes away ends the CLI quietly (SIGPIPE status), wherever bin/banger is linked from', async () => {
+    const link = join(world.root, 'linked-banger');
+    symlinkSync(join(REPO_ROOT, 'bin', 'banger'), link);
+    const child = spawn(link, ['vm', 'run', '--help'], { env: world.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.destroy(); // gone before the CLI writes its help
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const [code] = (await once(child, 'close')) as [number | null];
+    assert.equal(code, 141, `exits as tools killed by SIGPIPE do: ${stderr}`);
+    assert.doesNotMatch(stderr, /EPIPE|\bat /, 'no stack trace');
+    const linked = spawnSync(link, ['--version'], { env: world.env, encoding: 'utf8' });
+    assert.match(linked.stdout, /^banger \d+\.\d+\.\d+ \(build [0-9a-f]{16}\)$/m, 'a symlinked bin/banger finds its package');
   });
 });

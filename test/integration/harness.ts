@@ -80,7 +80,7 @@ export class BangerWorld {
 
   /** Starts `banger …` and returns the child, for tests that signal it mid-flight or feed its stdin. */
   spawn(args: readonly string[], options: { stdin?: 'ignore' | 'pipe' } = {}): ChildProcess {
-    return spawn(process.execPath, [BANGER_BIN, ...args], { env: this.env, stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'] });
+    return spawn(BANGER_BIN, args, { env: this.env, stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'] });
   }
 
   /** Runs a bangerd entry point in the foreground (for startup-refusal tests). */

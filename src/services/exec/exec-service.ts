@@ -33,13 +33,15 @@ export class ExecService {
 
   async exec(params: ExecParams, io: ClientStream, ctx: OpContext): Promise<{ exitCode: number; signal: string | null }> {
     if (params.command.length === 0) throw new BangerError('ERR_USAGE', 'no command given', { hint: 'put the command after --, e.g. banger vm exec box -- ls' });
-    let vm = this.#deps.vms.find(params.ref);
+    const vm = this.#deps.vms.find(params.ref);
     const workspace = vm.workspace;
-    if (workspace !== null) {
-      const head = await this.#deps.workspaces.staleHead(workspace);
-      if (head !== undefined && params.autoPrepare === true) {
+    // The host-side git check runs while the guest starts the command; only re-preparing waits for it.
+    const stale = workspace === null ? Promise.resolve(undefined) : this.#deps.workspaces.staleHead(workspace);
+    if (workspace !== null && params.autoPrepare === true) {
+      const head = await stale;
+      if (head !== undefined) {
         io.notice(`workspace ${vm.name}:${workspace.guestPath} is behind ${workspace.sourcePath} (${workspace.sourceHead.slice(0, 12)} → ${head.slice(0, 12)}): preparing it again`);
-        const prepared = await this.#deps.workspaces.prepare(
+        await this.#deps.workspaces.prepare(
           {
             ref: vm.id,
             sourcePath: workspace.sourcePath,
@@ -50,16 +52,22 @@ export class ExecService {
           },
           ctx,
         );
-        vm = prepared.vm;
-      } else if (head !== undefined) {
-        io.notice(
-          `warning: workspace ${vm.name}:${workspace.guestPath} is stale: prepared from ${workspace.sourceHead.slice(0, 12)}, ${workspace.sourcePath} is now at ${head.slice(0, 12)} (--auto-prepare re-syncs it)`,
-        );
       }
     }
     const { guest } = await this.#deps.vms.guest(vm.id);
     const child = await guest.spawn(execScript(params.command, workspace?.guestPath), { pty: params.tty });
-    return this.#attach(child, io, ctx);
+    const warned =
+      workspace === null || params.autoPrepare === true
+        ? Promise.resolve()
+        : stale.then((head) => {
+            if (head === undefined) return;
+            io.notice(
+              `warning: workspace ${vm.name}:${workspace.guestPath} is stale: prepared from ${workspace.sourceHead.slice(0, 12)}, ${workspace.sourcePath} is now at ${head.slice(0, 12)} (--auto-prepare re-syncs it)`,
+            );
+          });
+    const result = await this.#attach(child, io, ctx);
+    await warned;
+    return result;
   }
 
   async #attach(child: GuestProcess, io: ClientStream, ctx: OpContext): Promise<{ exitCode: number; signal: string | null }> {

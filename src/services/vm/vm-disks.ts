@@ -1,6 +1,7 @@
-import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
+import { STAGING_PREFIX, VM_UPPER_DISK, VM_WORK_DISK } from '../../config/filenames.js';
 import type { FileSyncEntry } from '../../config/schema.js';
 import { MINIMAL_INITTAB, SSHD_DROPIN } from '../../guest/sshd-dropin.js';
 import { generateHostKey } from '../../guest/ssh-keys.js';
@@ -25,7 +26,24 @@ export interface UpperDiskInputs {
   gatewayIp: string;
   busybox: string;
   minimalInit: string;
-  sizeBytes: number;
+}
+
+/** Sparse size of every upper disk: room for what a guest installs over the image. */
+const UPPER_DISK_BYTES = 8 * 1024 ** 3;
+
+/** Builds both disks of a new VM in `dir` (0700), from staging trees that are removed afterwards. */
+export async function buildVmDisks(dir: string, upper: UpperDiskInputs, work: WorkDiskInputs, ctx: OpContext): Promise<void> {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const staging = mkdtempSync(join(dir, STAGING_PREFIX));
+  try {
+    mkdirSync(join(staging, 'upper'));
+    mkdirSync(join(staging, 'work'));
+    await buildUpperDisk(join(dir, VM_UPPER_DISK), join(staging, 'upper'), upper, ctx);
+    const skipped = await buildWorkDisk(join(dir, VM_WORK_DISK), join(staging, 'work'), work, ctx);
+    for (const path of skipped) ctx.log.warn({ path }, 'file_sync: host path missing, skipped');
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
 }
 
 export async function buildUpperDisk(path: string, staging: string, inputs: UpperDiskInputs, ctx: OpContext): Promise<void> {
@@ -43,7 +61,7 @@ export async function buildUpperDisk(path: string, staging: string, inputs: Uppe
   chmodSync(join(upper, 'banger', 'busybox'), 0o755);
   copyFileSync(inputs.minimalInit, join(upper, 'banger', 'init'));
   chmodSync(join(upper, 'banger', 'init'), 0o755);
-  await mkfs(path, staging, inputs.sizeBytes, ctx);
+  await mkfs(path, staging, UPPER_DISK_BYTES, ctx);
 }
 
 export interface WorkDiskInputs {

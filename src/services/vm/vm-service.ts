@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 
@@ -24,14 +24,12 @@ import type { OpContext } from '../op-context.js';
 import type { GuestAccess } from './guest-access.js';
 import { HandleCache } from './handles.js';
 import { generateVmName, validateVmName } from './names.js';
+import { shutdownVm } from './shutdown.js';
 import { runSteps } from './steps.js';
-import { buildUpperDisk, buildWorkDisk, growDisk } from './vm-disks.js';
+import { buildVmDisks, growDisk } from './vm-disks.js';
 
 const MINIMAL_INIT = fileURLToPath(new URL('../../guest/minimal-init.sh', import.meta.url));
-const UPPER_DISK_BYTES = 8 * 1024 ** 3;
 const SSH_READY_TIMEOUT_MS = 180_000;
-const GRACEFUL_STOP_MS = 30_000;
-const ACPI_STOP_MS = 10_000;
 
 export interface VmServiceDeps {
   layout: Layout;
@@ -211,29 +209,18 @@ export class VmService {
   }
 
   async #buildDisks(vm: VmRecord, ctx: OpContext): Promise<void> {
-    const dir = this.vmDir(vm);
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
     const net = slotNetwork(this.#deps.networkConfig, vm.slot);
     const key = await ensureSshKey(this.#deps.layout.sshKey);
     const busybox = findExecutable('busybox', this.#deps.env);
     if (busybox === undefined || !isStaticElf(busybox)) {
       throw new BangerError('ERR_HOST_TOOL_MISSING', 'a static busybox is needed for the guest', { hint: 'apt-get install busybox-static' });
     }
-    const staging = mkdtempSync(join(dir, names.STAGING_PREFIX));
-    try {
-      mkdirSync(join(staging, 'upper'));
-      mkdirSync(join(staging, 'work'));
-      await buildUpperDisk(
-        join(dir, names.VM_UPPER_DISK),
-        join(staging, 'upper'),
-        { name: vm.name, guestIp: net.guestIp, gatewayIp: net.gatewayIp, busybox, minimalInit: MINIMAL_INIT, sizeBytes: UPPER_DISK_BYTES },
-        ctx,
-      );
-      const skipped = await buildWorkDisk(join(dir, names.VM_WORK_DISK), join(staging, 'work'), { authorizedKey: key.publicKey, fileSync: this.#deps.fileSync, sizeBytes: vm.spec.diskSizeBytes }, ctx);
-      for (const path of skipped) ctx.log.warn({ path }, 'file_sync: host path missing, skipped');
-    } finally {
-      rmSync(staging, { recursive: true, force: true });
-    }
+    await buildVmDisks(
+      this.vmDir(vm),
+      { name: vm.name, guestIp: net.guestIp, gatewayIp: net.gatewayIp, busybox, minimalInit: MINIMAL_INIT },
+      { authorizedKey: key.publicKey, fileSync: this.#deps.fileSync, sizeBytes: vm.spec.diskSizeBytes },
+      ctx,
+    );
   }
 
   start(ref: string, ctx: OpContext): Promise<VmRecord> {
@@ -345,51 +332,16 @@ export class VmService {
     });
   }
 
-  /**
-   * Graceful stop: ask the guest over SSH to power off, then ACPI power
-   * button, then kill, each with a deadline. Caller holds the VM lock.
-   */
+  /** Graceful stop (see shutdownVm), then the host side is cleaned up. Caller holds the VM lock. */
   async #stop(vm: VmRecord, ctx: OpContext): Promise<void> {
     const handles = this.#handles.get(vm.id);
     if (handles !== undefined && this.#deps.driver.isAlive(handles.vmm)) {
       this.#deps.vms.setState(vm.id, 'stopping');
-      ctx.progress('shutdown', 'asking the guest to power off');
-      const stopped = (await this.#powerOffOverSsh(vm)) && (await this.#waitDead(handles, GRACEFUL_STOP_MS));
-      if (!stopped && this.#deps.driver.features.requestShutdown) {
-        ctx.progress('shutdown', 'pressing the ACPI power button');
-        await this.#deps.driver.requestShutdown(handles.vmm).catch(() => undefined);
-        if (!(await this.#waitDead(handles, ACPI_STOP_MS))) {
-          ctx.progress('shutdown', 'the guest did not stop: killing it');
-          await this.#deps.driver.kill(handles.vmm);
-        }
-      } else if (!stopped) {
-        await this.#deps.driver.kill(handles.vmm);
-      }
+      const guestIp = slotNetwork(this.#deps.networkConfig, vm.slot).guestIp;
+      await shutdownVm(this.#deps, { id: vm.id, init: vm.spec.init, guestIp }, handles.vmm, ctx);
     }
     await this.#cleanupRuntime(vm);
     this.#deps.vms.setState(vm.id, 'stopped');
-  }
-
-  async #powerOffOverSsh(vm: VmRecord): Promise<boolean> {
-    const net = slotNetwork(this.#deps.networkConfig, vm.slot);
-    try {
-      const guest = await this.#deps.guests.connection(vm.id, net.guestIp, 5000);
-      const command = vm.spec.init === 'systemd' ? 'systemctl poweroff' : '/banger/busybox poweroff';
-      // The connection may drop as the guest goes down; that is the point.
-      await Promise.race([guest.run(`nohup ${command} >/dev/null 2>&1 &`).catch(() => undefined), new Promise((r) => setTimeout(r, 3000))]);
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
-  async #waitDead(handles: { vmm: Parameters<VmmDriver['isAlive']>[0] }, timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.#deps.driver.isAlive(handles.vmm)) {
-      if (Date.now() > deadline) return false;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    return true;
   }
 
   /** Removes what a VM's run left on the host: VMM (if any), tap, sockets, handles. Idempotent. */

@@ -8,9 +8,9 @@ import type { VmRecord, VmsRepo } from '../../store/vms-repo.js';
 import { git, gitConfigValue } from '../../workspace/git.js';
 import { gitMetadata } from '../../workspace/git-metadata.js';
 import { DEFAULT_GUEST_PATH, validateGuestPath } from '../../workspace/guest-path.js';
-import { exportScript, importScript, isPlausibleRef, preflightScript, SCRIPT_EXIT } from '../../workspace/guest-scripts.js';
-import { inspectRepo, resolveCommit, validateBranchName } from '../../workspace/repo.js';
-import { tarStream } from '../../workspace/tar-writer.js';
+import { DELETED_LIST, exportScript, importScript, isPlausibleRef, OVERLAY_DIR, preflightScript, SCRIPT_EXIT } from '../../workspace/guest-scripts.js';
+import { inspectRepo, resolveCommit, validateBranchName, type RepoSnapshot } from '../../workspace/repo.js';
+import { tarStream, type TarEntry } from '../../workspace/tar-writer.js';
 import { KeyedLock } from '../keyed-lock.js';
 import type { OpContext } from '../op-context.js';
 import type { VmService } from '../vm/vm-service.js';
@@ -85,7 +85,7 @@ export class WorkspaceService {
         const metadata = await gitMetadata(snapshot, mode, from === undefined ? [] : [from], signal);
         try {
           const files = from === undefined ? snapshot.files : [];
-          const entries = [...metadata.entries, ...files.map((name) => ({ name, source: join(snapshot.root, name) }))];
+          const entries = [...metadata.entries, ...workingTreeEntries(snapshot, mode, from !== undefined)];
           let bytes = 0;
           const detail = `copying ${files.length} files${from === undefined ? '' : ` (guest checks out ${from.slice(0, 12)})`} into ${vm.name}:${guestPath}`;
           ctx.progress('upload', detail);
@@ -224,4 +224,18 @@ export class WorkspaceService {
         });
     }
   }
+}
+
+/**
+ * The working-tree part of an import's tar: everything for full_copy; for
+ * shallow, only the files that differ from HEAD plus the list of deletions
+ * (the guest checks HEAD out itself, see importScript); nothing with --from.
+ */
+function workingTreeEntries(snapshot: RepoSnapshot, mode: WorkspaceMode, from: boolean): TarEntry[] {
+  if (from) return [];
+  if (mode === 'full_copy') return snapshot.files.map((name) => ({ name, source: join(snapshot.root, name) }));
+  return [
+    ...snapshot.changed.map((name) => ({ name: `.git/${OVERLAY_DIR}/${name}`, source: join(snapshot.root, name) })),
+    { name: `.git/${DELETED_LIST}`, content: Buffer.from(snapshot.deleted.map((p) => `${p}\0`).join(''), 'utf8'), mode: 0o600 },
+  ];
 }
