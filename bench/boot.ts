@@ -23,7 +23,28 @@ import { median } from './helpers.js';
 const runs = Number(process.argv[2] ?? '3');
 
 async function sshTrue(host: string, key: string, knownHosts: string): Promise<boolean> {
-  const result = spawnSync('ssh', ['-F', '/dev/null', '-i', key, '-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'StrictHostKeyChecking=no', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=2', '-o', 'LogLevel=ERROR', `root@${host}`, 'true'], { stdio: 'ignore' });
+  const result = spawnSync(
+    'ssh',
+    [
+      '-F',
+      '/dev/null',
+      '-i',
+      key,
+      '-o',
+      `UserKnownHostsFile=${knownHosts}`,
+      '-o',
+      'StrictHostKeyChecking=no',
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      'ConnectTimeout=2',
+      '-o',
+      'LogLevel=ERROR',
+      `root@${host}`,
+      'true',
+    ],
+    { stdio: 'ignore' },
+  );
   await Promise.resolve();
   return result.status === 0;
 }

@@ -34,7 +34,23 @@ export function report(label: string, times: readonly number[], format: (ms: num
 
 /** A fresh system ssh to the guest with banger's key: what a user without banger would run. */
 export function sshCommand(host: string, keyPath: string, knownHosts: string, command: string): string[] {
-  return ['ssh', '-F', '/dev/null', '-i', keyPath, '-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'StrictHostKeyChecking=no', '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', `root@${host}`, command];
+  return [
+    'ssh',
+    '-F',
+    '/dev/null',
+    '-i',
+    keyPath,
+    '-o',
+    `UserKnownHostsFile=${knownHosts}`,
+    '-o',
+    'StrictHostKeyChecking=no',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'LogLevel=ERROR',
+    `root@${host}`,
+    command,
+  ];
 }
 
 /** Runs a command line through sh; rejects on a non-zero exit. */

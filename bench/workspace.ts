@@ -32,7 +32,10 @@ const CHANGED = 1000;
  */
 function codeLikeText(bytes: number, random: () => number): string {
   const pick = (n: number): number => Math.floor(random() * n);
-  const syllables = 'ab ac al an ar be ca co de di el en er fi ge ha in is ka le li ma me mo na ne no or pa pe ra re ri ro sa se si so ta te ti to un ur va ve wa xi ya ze'.split(' ');
+  const syllables =
+    'ab ac al an ar be ca co de di el en er fi ge ha in is ka le li ma me mo na ne no or pa pe ra re ri ro sa se si so ta te ti to un ur va ve wa xi ya ze'.split(
+      ' ',
+    );
   const keywords = 'const let return if else for await function export import new this null true false async type interface'.split(' ');
   const vocabulary = Array.from({ length: 600 }, () =>
     Array.from({ length: 2 + pick(3) }, (_, i) => {
@@ -41,7 +44,12 @@ function codeLikeText(bytes: number, random: () => number): string {
     }).join(''),
   );
   const operators = [' = ', '(', ', ', '.', ' + ', ' === ', ') ', ': ', '; '];
-  const word = (): string => (random() < 0.35 ? (keywords[pick(keywords.length)] ?? '') : random() < 0.04 ? String(pick(1000)) : (vocabulary[Math.floor(random() ** 4 * vocabulary.length)] ?? ''));
+  const word = (): string =>
+    random() < 0.35
+      ? (keywords[pick(keywords.length)] ?? '')
+      : random() < 0.04
+        ? String(pick(1000))
+        : (vocabulary[Math.floor(random() ** 4 * vocabulary.length)] ?? '');
   let text = '';
   while (text.length < bytes) {
     const count = 2 + pick(7);
@@ -97,7 +105,10 @@ async function main(): Promise<void> {
 
     // A 1,000-file change in the last workspace (the one export reads).
     const workspace = `/root/ws-${runs - 1}`;
-    const change = await world.run(['vm', 'exec', vm.name, '--', 'sh', '-c', `git ls-files | head -n ${CHANGED} | while read -r f; do echo "// changed" >> "$f"; done`], { timeoutMs: 600_000 });
+    const change = await world.run(
+      ['vm', 'exec', vm.name, '--', 'sh', '-c', `git ls-files | head -n ${CHANGED} | while read -r f; do echo "// changed" >> "$f"; done`],
+      { timeoutMs: 600_000 },
+    );
     if (change.code !== 0) throw new Error(`changing files failed: ${change.stderr}`);
     const baselineExport: number[] = [];
     const bangerExport: number[] = [];

@@ -41,7 +41,14 @@ test('arguments naming a VM, image or kernel complete from the daemon, by kind a
   const asked: string[] = [];
   const lister: ObjectLister = (kind) => {
     asked.push(kind);
-    return Promise.resolve(kind === 'vm' ? [{ value: 'box', description: 'running' }, { value: 'bench', description: 'stopped' }] : [{ value: 'debian-bookworm', description: 'catalog' }]);
+    return Promise.resolve(
+      kind === 'vm'
+        ? [
+            { value: 'box', description: 'running' },
+            { value: 'bench', description: 'stopped' },
+          ]
+        : [{ value: 'debian-bookworm', description: 'catalog' }],
+    );
   };
   assert.deepEqual(await values(['vm', 'exec', 'b'], lister), ['box', 'bench']);
   assert.deepEqual(await values(['vm', 'stop', 'bo'], lister), ['box']);

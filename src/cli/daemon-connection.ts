@@ -141,11 +141,7 @@ async function startDaemon(options: ConnectOptions): Promise<DaemonConnection> {
   }
 }
 
-function startFailure(
-  logPath: string,
-  offset: number,
-  exited: { code: number | null; signal: NodeJS.Signals | null },
-): BangerError {
+function startFailure(logPath: string, offset: number, exited: { code: number | null; signal: NodeJS.Signals | null }): BangerError {
   const how = exited.signal === null ? `exit status ${exited.code ?? '?'}` : `signal ${exited.signal}`;
   const fatal = lastFatalLine(logPath, offset);
   if (fatal !== undefined) {

@@ -12,7 +12,15 @@ after(() => {
 });
 
 test('log lines render as time, level, op, method, message and extra fields', () => {
-  const line = JSON.stringify({ level: 'warn', time: '2026-01-01T00:00:00.000Z', pid: 1, op_id: 'op_1', method: 'vm.start', code: 'ERR_X', msg: 'request failed' });
+  const line = JSON.stringify({
+    level: 'warn',
+    time: '2026-01-01T00:00:00.000Z',
+    pid: 1,
+    op_id: 'op_1',
+    method: 'vm.start',
+    code: 'ERR_X',
+    msg: 'request failed',
+  });
   assert.equal(formatLogLine(line), '2026-01-01T00:00:00.000Z WARN  op_1 vm.start request failed code=ERR_X');
   assert.equal(formatLogLine('not json at all'), 'not json at all');
 });

@@ -82,10 +82,7 @@ export function formatLogLine(line: string): string {
   } catch {
     return line;
   }
-  const parts = [
-    typeof entry.time === 'string' ? entry.time : '',
-    (typeof entry.level === 'string' ? entry.level : '?').toUpperCase().padEnd(5),
-  ];
+  const parts = [typeof entry.time === 'string' ? entry.time : '', (typeof entry.level === 'string' ? entry.level : '?').toUpperCase().padEnd(5)];
   if (typeof entry.op_id === 'string') parts.push(entry.op_id);
   if (typeof entry.method === 'string') parts.push(entry.method);
   parts.push(typeof entry.msg === 'string' ? entry.msg : '');

@@ -15,7 +15,11 @@ function capture(options: { json: boolean; verbose: boolean }): { out: Output; s
         callback();
       },
     });
-  const out = new Output(options, sink((s) => (stdout += s)), sink((s) => (stderr += s)));
+  const out = new Output(
+    options,
+    sink((s) => (stdout += s)),
+    sink((s) => (stderr += s)),
+  );
   return { out, stdout: () => stdout, stderr: () => stderr };
 }
 

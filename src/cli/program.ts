@@ -87,4 +87,3 @@ export async function main(argv: readonly string[]): Promise<number> {
     closeConnections();
   }
 }
-

@@ -33,5 +33,8 @@ test('errors name the file', () => {
 });
 
 test('a directory where the file should be is a read error, not defaults', () => {
-  assert.throws(() => loadConfig(root, '/home/u'), (error: unknown) => error instanceof BangerError && error.message.includes('cannot read'));
+  assert.throws(
+    () => loadConfig(root, '/home/u'),
+    (error: unknown) => error instanceof BangerError && error.message.includes('cannot read'),
+  );
 });

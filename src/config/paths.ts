@@ -50,10 +50,7 @@ export function resolveLayout(pathEnv: PathEnv = currentPathEnv()): Layout {
   const stateDir = join(xdg(env, 'XDG_STATE_HOME') ?? join(home, '.local', 'state'), 'banger');
   const cacheDir = join(xdg(env, 'XDG_CACHE_HOME') ?? join(home, '.cache'), 'banger');
   const xdgRuntime = xdg(env, 'XDG_RUNTIME_DIR');
-  const runtimeDir =
-    xdgRuntime === undefined
-      ? join('/tmp', `${names.RUNTIME_FALLBACK_PREFIX}${uid}`)
-      : join(xdgRuntime, names.RUNTIME_DIR_NAME);
+  const runtimeDir = xdgRuntime === undefined ? join('/tmp', `${names.RUNTIME_FALLBACK_PREFIX}${uid}`) : join(xdgRuntime, names.RUNTIME_DIR_NAME);
   const sshDir = join(stateDir, names.SSH_DIR);
   return {
     configDir,

@@ -204,7 +204,10 @@ function validateVmDefaults(value: unknown): VmDefaultsConfig {
       if (bytes !== undefined && bytes % 1024 ** 2 === 0) mib = bytes / 1024 ** 2;
     }
     if (mib === undefined || mib < MIN_MEMORY_MIB || mib > MAX_MEMORY_MIB) {
-      throw new Invalid('vm_defaults.memory', `expected MiB between ${MIN_MEMORY_MIB} and ${MAX_MEMORY_MIB} (an integer, or a size like "2G"), got ${describe(memory)}`);
+      throw new Invalid(
+        'vm_defaults.memory',
+        `expected MiB between ${MIN_MEMORY_MIB} and ${MAX_MEMORY_MIB} (an integer, or a size like "2G"), got ${describe(memory)}`,
+      );
     }
     result.memoryMiB = mib;
   }

@@ -23,7 +23,14 @@ const services = createServices({
 });
 
 function handlers(requestShutdown: (reason: string) => void = () => undefined): ReturnType<typeof createHandlers> {
-  return createHandlers({ layout, ...services, streams: new StreamHub(createDaemonLogger('/dev/null')), startedAt: new Date(), inFlight: () => 1, requestShutdown });
+  return createHandlers({
+    layout,
+    ...services,
+    streams: new StreamHub(createDaemonLogger('/dev/null')),
+    startedAt: new Date(),
+    inFlight: () => 1,
+    requestShutdown,
+  });
 }
 
 test('every method in the table has a handler, and no handler lacks a method', () => {

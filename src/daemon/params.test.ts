@@ -4,7 +4,10 @@ import { test } from 'node:test';
 import { BangerError } from '../rpc/errors.js';
 import { optionalAbsolutePath, optionalInteger, optionalString, requireAbsolutePath, requireInteger, requireString } from './params.js';
 
-const invalid = (pattern: RegExp) => (e: unknown): boolean => e instanceof BangerError && e.code === 'ERR_INVALID_ARGUMENT' && pattern.test(e.message);
+const invalid =
+  (pattern: RegExp) =>
+  (e: unknown): boolean =>
+    e instanceof BangerError && e.code === 'ERR_INVALID_ARGUMENT' && pattern.test(e.message);
 
 test('strings', () => {
   assert.equal(requireString({ ref: 'box' }, 'ref'), 'box');

@@ -62,6 +62,7 @@ export function requireStringArray(params: unknown, key: string): string[] {
 export function optionalChoice<T extends string>(params: unknown, key: string, choices: readonly T[]): T | undefined {
   const value = optionalString(params, key);
   if (value === undefined) return undefined;
-  if (!(choices as readonly string[]).includes(value)) throw new BangerError('ERR_INVALID_ARGUMENT', `param "${key}" must be one of ${choices.join(', ')}, got "${value}"`);
+  if (!(choices as readonly string[]).includes(value))
+    throw new BangerError('ERR_INVALID_ARGUMENT', `param "${key}" must be one of ${choices.join(', ')}, got "${value}"`);
   return value as T;
 }

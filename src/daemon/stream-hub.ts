@@ -100,7 +100,11 @@ export class StreamHub {
       };
       const timer = setTimeout(() => {
         done();
-        reject(new BangerError('ERR_INVALID_ARGUMENT', 'the stream connection for this request never arrived', { hint: 'clients open the stream connection before calling the method' }));
+        reject(
+          new BangerError('ERR_INVALID_ARGUMENT', 'the stream connection for this request never arrived', {
+            hint: 'clients open the stream connection before calling the method',
+          }),
+        );
       }, PAIRING_TIMEOUT_MS);
       signal.addEventListener('abort', onAbort, { once: true });
       this.#claims.set(token, (stream) => {
@@ -181,11 +185,16 @@ export class SocketClientStream implements ClientStream {
 
   /** Ends the connection after everything written so far has been flushed. */
   async end(): Promise<void> {
-    await Promise.all([this.stdout, this.stderr].map((writable) => new Promise<void>((resolve) => {
-      writable.end(() => {
-        resolve();
-      });
-    })));
+    await Promise.all(
+      [this.stdout, this.stderr].map(
+        (writable) =>
+          new Promise<void>((resolve) => {
+            writable.end(() => {
+              resolve();
+            });
+          }),
+      ),
+    );
     if (this.#socket.destroyed) return;
     await new Promise<void>((resolve) => {
       this.#socket.end(() => {
@@ -233,7 +242,10 @@ export class SocketClientStream implements ClientStream {
       write: (chunk: Buffer, _encoding, callback) => {
         if (this.#write(kind, chunk)) callback();
         // Whichever comes first: room in the socket, or the client gone (then output has nowhere to go).
-        else void whenWritable(this.#socket).then(() => { callback(); });
+        else
+          void whenWritable(this.#socket).then(() => {
+            callback();
+          });
       },
     });
   }

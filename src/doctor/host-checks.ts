@@ -16,7 +16,7 @@ export function architectureCheck(arch: string = process.arch): CheckResult {
     'architecture',
     'fail',
     `${arch} is not supported`,
-    "banger runs x86_64 guests only: its kernel catalog, images and initramfs are x86_64; use an x86_64 Linux host",
+    'banger runs x86_64 guests only: its kernel catalog, images and initramfs are x86_64; use an x86_64 Linux host',
   );
 }
 
@@ -36,11 +36,29 @@ export function kvmCheck(host?: KvmHost): CheckResult {
         'nothing to do on this host; on bare metal or with nested KVM (kvm_intel/kvm_amd) banger uses hardware acceleration',
       );
     case 'no-access':
-      return check('kvm', 'kvm', 'warn', `/dev/kvm exists but you cannot open it for read/write. ${TCG_NOTE}`, 'add yourself to the kvm group: sudo usermod -aG kvm $USER (then log in again)');
+      return check(
+        'kvm',
+        'kvm',
+        'warn',
+        `/dev/kvm exists but you cannot open it for read/write. ${TCG_NOTE}`,
+        'add yourself to the kvm group: sudo usermod -aG kvm $USER (then log in again)',
+      );
     case 'unknown-module':
-      return check('kvm', 'kvm', 'warn', `/dev/kvm is present but no kvm_intel/kvm_amd module is loaded; banger will probe it and may fall back to TCG`, 'load kvm_intel or kvm_amd if your CPU supports virtualization');
+      return check(
+        'kvm',
+        'kvm',
+        'warn',
+        `/dev/kvm is present but no kvm_intel/kvm_amd module is loaded; banger will probe it and may fall back to TCG`,
+        'load kvm_intel or kvm_amd if your CPU supports virtualization',
+      );
     case 'absent':
-      return check('kvm', 'kvm', 'warn', `/dev/kvm is absent. ${TCG_NOTE}`, 'enable virtualization in the firmware and load kvm_intel or kvm_amd (or enable nested virtualization on a cloud VM)');
+      return check(
+        'kvm',
+        'kvm',
+        'warn',
+        `/dev/kvm is absent. ${TCG_NOTE}`,
+        'enable virtualization in the firmware and load kvm_intel or kvm_amd (or enable nested virtualization on a cloud VM)',
+      );
   }
 }
 
@@ -86,7 +104,13 @@ export function hostToolChecks(env: NodeJS.ProcessEnv, configured: ConfiguredBin
 export function keyringCheck(path: string = DEBIAN_KEYRING): CheckResult {
   return existsSync(path)
     ? check('debian-keyring', 'debian keyring', 'pass', path)
-    : check('debian-keyring', 'debian keyring', 'fail', `${path} is missing (needed to verify kernel and image downloads)`, 'apt-get install debian-archive-keyring');
+    : check(
+        'debian-keyring',
+        'debian keyring',
+        'fail',
+        `${path} is missing (needed to verify kernel and image downloads)`,
+        'apt-get install debian-archive-keyring',
+      );
 }
 
 function toolCheck(tool: ToolSpec, env: NodeJS.ProcessEnv): CheckResult {
@@ -99,7 +123,13 @@ function toolCheck(tool: ToolSpec, env: NodeJS.ProcessEnv): CheckResult {
 function qemuCheck(env: NodeJS.ProcessEnv, configured: string | undefined): CheckResult {
   const path = findExecutable(configured ?? 'qemu-system-x86_64', env);
   if (path === undefined) {
-    return check('tool.qemu', 'qemu-system-x86_64', 'fail', 'not found: banger boots VMs with QEMU when Firecracker is unavailable', 'apt-get install qemu-system-x86');
+    return check(
+      'tool.qemu',
+      'qemu-system-x86_64',
+      'fail',
+      'not found: banger boots VMs with QEMU when Firecracker is unavailable',
+      'apt-get install qemu-system-x86',
+    );
   }
   return check('tool.qemu', 'qemu-system-x86_64', 'pass', `${path} (${commandVersion(path) ?? 'version unknown'})`);
 }
@@ -153,5 +183,11 @@ export function vmmCheck(config: BangerConfig | undefined, env: NodeJS.ProcessEn
 export function privilegeCheck(uid: number): CheckResult {
   return uid === 0
     ? check('privileges', 'privileges', 'pass', 'running as root: bridge, taps and image builds are available')
-    : check('privileges', 'privileges', 'warn', 'not root: VMs cannot get a tap on the bridge and catalog images cannot be built', 'run the daemon as root for now: sudo banger daemon start');
+    : check(
+        'privileges',
+        'privileges',
+        'warn',
+        'not root: VMs cannot get a tap on the bridge and catalog images cannot be built',
+        'run the daemon as root for now: sudo banger daemon start',
+      );
 }

@@ -17,7 +17,13 @@ export function runtimeDirCheck(layout: Layout, uid: number): CheckResult {
   const id = 'runtime-dir';
   const name = 'runtime dir';
   if (isUnsafeRuntimeDir(state)) {
-    return check(id, name, 'fail', describeRuntimeDirState(layout.runtimeDir, state), `remove ${layout.runtimeDir} or set XDG_RUNTIME_DIR to a private directory`);
+    return check(
+      id,
+      name,
+      'fail',
+      describeRuntimeDirState(layout.runtimeDir, state),
+      `remove ${layout.runtimeDir} or set XDG_RUNTIME_DIR to a private directory`,
+    );
   }
   switch (state.kind) {
     case 'missing':
@@ -68,7 +74,13 @@ export function storeCheck(layout: Layout): CheckResult {
     const version = store.schemaVersion();
     const known = Math.max(0, ...loadMigrations().map((m) => m.id));
     if (version > known) {
-      return check('store', 'store', 'fail', `${path} has schema version ${version}, newer than this banger knows (${known})`, 'it was written by a newer banger: upgrade banger');
+      return check(
+        'store',
+        'store',
+        'fail',
+        `${path} has schema version ${version}, newer than this banger knows (${known})`,
+        'it was written by a newer banger: upgrade banger',
+      );
     }
     if (version < known) {
       return check('store', 'store', 'pass', `${path} (schema ${version}; migrations up to ${known} apply on next daemon start)`);

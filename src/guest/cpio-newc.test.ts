@@ -31,7 +31,10 @@ test('busybox cpio unpacks what we write: dirs, files with modes, symlinks', () 
 });
 
 test('the listing has every entry and ends with the trailer', () => {
-  const archive = buildCpio([{ type: 'dir', path: '/dev' }, { type: 'chardev', path: 'dev/console', major: 5, minor: 1 }]);
+  const archive = buildCpio([
+    { type: 'dir', path: '/dev' },
+    { type: 'chardev', path: 'dev/console', major: 5, minor: 1 },
+  ]);
   writeFileSync(join(root, 'b.cpio'), archive);
   const listing = execFileSync('busybox', ['cpio', '-t', '-F', join(root, 'b.cpio')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
   assert.deepEqual(listing.trim().split('\n'), ['dev', 'dev/console']);

@@ -137,9 +137,11 @@ export class GuestConnection {
     const child = this.#process(ready);
     // Refilled once the command is done: on a one-vCPU guest under TCG, a shell starting
     // next to the command would slow the command down.
-    void child.exited.catch(() => undefined).finally(() => {
-      this.#refill();
-    });
+    void child.exited
+      .catch(() => undefined)
+      .finally(() => {
+        this.#refill();
+      });
     return child;
   }
 
@@ -152,9 +154,12 @@ export class GuestConnection {
     options.signal?.throwIfAborted();
     const child = await this.spawn(script);
     const onAbort = (): void => {
-      void child.signal('KILL').catch(() => undefined).finally(() => {
-        child.close();
-      });
+      void child
+        .signal('KILL')
+        .catch(() => undefined)
+        .finally(() => {
+          child.close();
+        });
     };
     options.signal?.addEventListener('abort', onAbort, { once: true });
     try {
@@ -224,7 +229,8 @@ export class GuestConnection {
           seen = Buffer.concat([seen, chunk]);
           const match = READY.exec(seen.toString('latin1'));
           if (match === null) {
-            if (seen.length > MAX_PRELUDE_BYTES || seen.includes(0x0a)) fail(new BangerError('ERR_GUEST_SSH', `unexpected output from the guest shell: ${seen.toString().slice(0, 120)}`));
+            if (seen.length > MAX_PRELUDE_BYTES || seen.includes(0x0a))
+              fail(new BangerError('ERR_GUEST_SSH', `unexpected output from the guest shell: ${seen.toString().slice(0, 120)}`));
             return;
           }
           cleanup();

@@ -29,9 +29,7 @@ export interface InitramfsInputs {
 
 export function buildInitramfs(inputs: InitramfsInputs): Buffer {
   const entries: CpioEntry[] = [
-    ...['bin', 'dev', 'etc', 'etc/banger', 'lib', 'lib/modules', 'proc', 'sys', 'lower', 'upper', 'newroot'].map(
-      (path): CpioEntry => ({ type: 'dir', path }),
-    ),
+    ...['bin', 'dev', 'etc', 'etc/banger', 'lib', 'lib/modules', 'proc', 'sys', 'lower', 'upper', 'newroot'].map((path): CpioEntry => ({ type: 'dir', path })),
     { type: 'chardev', path: 'dev/console', major: 5, minor: 1 },
     { type: 'chardev', path: 'dev/null', major: 1, minor: 3, mode: 0o666 },
     { type: 'file', path: 'bin/busybox', data: inputs.busybox, mode: 0o755 },

@@ -29,7 +29,11 @@ test('the same key is accepted again; a different one is refused as a possible M
   assert.equal(verifyOrPin(file, '10.0.0.2', keyA), true);
   assert.throws(
     () => verifyOrPin(file, '10.0.0.2', keyB),
-    (e: unknown) => e instanceof BangerError && e.code === 'ERR_HOST_KEY_MISMATCH' && e.message.includes('possible MITM') && (e.hint ?? '').includes('ssh-keygen -R 10.0.0.2'),
+    (e: unknown) =>
+      e instanceof BangerError &&
+      e.code === 'ERR_HOST_KEY_MISMATCH' &&
+      e.message.includes('possible MITM') &&
+      (e.hint ?? '').includes('ssh-keygen -R 10.0.0.2'),
   );
   assert.equal(knownHostEntries(file, '10.0.0.2').length, 1, 'the mismatch did not overwrite the pin');
 });

@@ -76,9 +76,13 @@ export async function waitForSsh(
       lastError = error;
     }
     if (Date.now() > deadline) {
-      throw new BangerError('ERR_GUEST_SSH', `the guest did not answer SSH within ${Math.round(options.deadlineMs / 1000)}s: ${(lastError as Error | undefined)?.message ?? 'no answer'}`, {
-        hint: 'see `banger vm logs <vm>` for the guest console',
-      });
+      throw new BangerError(
+        'ERR_GUEST_SSH',
+        `the guest did not answer SSH within ${Math.round(options.deadlineMs / 1000)}s: ${(lastError as Error | undefined)?.message ?? 'no answer'}`,
+        {
+          hint: 'see `banger vm logs <vm>` for the guest console',
+        },
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, 250));
   }

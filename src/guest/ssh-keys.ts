@@ -15,7 +15,9 @@ export async function ensureSshKey(keyPath: string): Promise<{ privateKey: Buffe
   }
   const publicKey = readFileSync(`${keyPath}.pub`, 'utf8').trim();
   if (!publicKey.startsWith('ssh-ed25519 ')) {
-    throw new BangerError('ERR_GUEST_SSH', `${keyPath}.pub is not an ed25519 public key`, { hint: `remove ${keyPath} and ${keyPath}.pub to have banger make a new key` });
+    throw new BangerError('ERR_GUEST_SSH', `${keyPath}.pub is not an ed25519 public key`, {
+      hint: `remove ${keyPath} and ${keyPath}.pub to have banger make a new key`,
+    });
   }
   return { privateKey: readFileSync(keyPath), publicKey };
 }

@@ -39,7 +39,8 @@ async function get(url: string, signal: AbortSignal | undefined): Promise<Respon
   }
   if (!response.ok || response.body === null) {
     throw new BangerError('ERR_DOWNLOAD_FAILED', `cannot download ${url}: HTTP ${response.status}`, {
-      hint: response.status === 404 ? 'the mirror no longer has this file; pull again to resolve the current version' : 'check the mirror setting (kernel_mirror)',
+      hint:
+        response.status === 404 ? 'the mirror no longer has this file; pull again to resolve the current version' : 'check the mirror setting (kernel_mirror)',
     });
   }
   return response;

@@ -8,12 +8,7 @@ import { join } from 'node:path';
  * it: an ordinary kernel hangs in its decompressor. So PVM counts as
  * present-but-unusable and VMs fall back to TCG emulation.
  */
-export type KvmState =
-  | { kind: 'usable'; module: string }
-  | { kind: 'pvm' }
-  | { kind: 'no-access' }
-  | { kind: 'unknown-module' }
-  | { kind: 'absent' };
+export type KvmState = { kind: 'usable'; module: string } | { kind: 'pvm' } | { kind: 'no-access' } | { kind: 'unknown-module' } | { kind: 'absent' };
 
 export interface KvmHost {
   devKvm: string;

@@ -49,7 +49,13 @@ export function runCommand(command: string, args: readonly string[], options: Ru
     child.stderr.on('data', take);
     child.on('error', (error) => {
       if (options.signal?.aborted === true) reject(abortReason(options.signal));
-      else reject(new BangerError('ERR_HOST_TOOL_MISSING', `cannot run ${command}: ${error.message}`, { cause: error, hint: 'run `banger doctor` to see which host tools are missing' }));
+      else
+        reject(
+          new BangerError('ERR_HOST_TOOL_MISSING', `cannot run ${command}: ${error.message}`, {
+            cause: error,
+            hint: 'run `banger doctor` to see which host tools are missing',
+          }),
+        );
     });
     child.on('close', (code, signal) => {
       if (code !== null && (options.okCodes ?? [0]).includes(code)) resolve();

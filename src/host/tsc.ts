@@ -7,7 +7,9 @@ import { readFileSync } from 'node:fs';
  * Read from sysfs where the kernel exposes it, else from /proc/cpuinfo's
  * "cpu MHz" (close enough: the guest only needs a working clock source).
  */
-export function hostTscKhz(files: { sysfs: string; cpuinfo: string } = { sysfs: '/sys/devices/system/cpu/cpu0/tsc_freq_khz', cpuinfo: '/proc/cpuinfo' }): number | undefined {
+export function hostTscKhz(
+  files: { sysfs: string; cpuinfo: string } = { sysfs: '/sys/devices/system/cpu/cpu0/tsc_freq_khz', cpuinfo: '/proc/cpuinfo' },
+): number | undefined {
   try {
     const khz = Number(readFileSync(files.sysfs, 'utf8').trim());
     if (Number.isInteger(khz) && khz > 0) return khz;

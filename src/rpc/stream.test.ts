@@ -1,7 +1,18 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { decodeResize, encodeFrames, encodeResize, FrameDecoder, FrameKind, MAX_FRAME_PAYLOAD, newStreamToken, STREAM_FIRST_BYTE, STREAM_TOKEN_PATTERN, streamHeader } from './stream.js';
+import {
+  decodeResize,
+  encodeFrames,
+  encodeResize,
+  FrameDecoder,
+  FrameKind,
+  MAX_FRAME_PAYLOAD,
+  newStreamToken,
+  STREAM_FIRST_BYTE,
+  STREAM_TOKEN_PATTERN,
+  streamHeader,
+} from './stream.js';
 
 test('frames survive any split of the byte stream', () => {
   const payloads = [Buffer.from('hello'), Buffer.alloc(0), Buffer.from([0, 1, 2, 255]), Buffer.alloc(70_000, 7)];
@@ -34,7 +45,10 @@ test('large payloads are split into frames within the limit', () => {
   const parts = encodeFrames(FrameKind.stdout, big);
   assert.equal(parts.length, 6, 'three header + body pairs');
   const frames = new FrameDecoder().push(Buffer.concat(parts));
-  assert.deepEqual(frames.map((f) => f.payload.length), [MAX_FRAME_PAYLOAD, MAX_FRAME_PAYLOAD, 10]);
+  assert.deepEqual(
+    frames.map((f) => f.payload.length),
+    [MAX_FRAME_PAYLOAD, MAX_FRAME_PAYLOAD, 10],
+  );
 });
 
 test('an unknown kind or an oversized length is a protocol error', () => {

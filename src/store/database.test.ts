@@ -103,12 +103,17 @@ test('the baseline schema enforces foreign keys, unique names and slots, and val
     assert.throws(() => insertVm.run('v1', 'box', 'stopped', 'no-such-image', 1, now, now), /FOREIGN KEY constraint failed/);
     assert.equal((store.db.prepare('SELECT count(*) AS n FROM vms').get() as { n: number }).n, 0);
     assert.throws(
-      () => store.db.prepare("INSERT INTO images (id, name, state, source, kernel_id, created_at, updated_at) VALUES ('i0', 'x', 'ready', 'catalog', 'nope', ?, ?)").run(now, now),
+      () =>
+        store.db
+          .prepare("INSERT INTO images (id, name, state, source, kernel_id, created_at, updated_at) VALUES ('i0', 'x', 'ready', 'catalog', 'nope', ?, ?)")
+          .run(now, now),
       /FOREIGN KEY constraint failed/,
     );
 
     store.db.exec(insertKernel);
-    store.db.prepare("INSERT INTO images (id, name, state, source, kernel_id, created_at, updated_at) VALUES ('i1', 'bookworm', 'ready', 'catalog', 'k1', ?, ?)").run(now, now);
+    store.db
+      .prepare("INSERT INTO images (id, name, state, source, kernel_id, created_at, updated_at) VALUES ('i1', 'bookworm', 'ready', 'catalog', 'k1', ?, ?)")
+      .run(now, now);
     insertVm.run('v1', 'box', 'stopped', 'i1', 1, now, now);
     const vm = store.db.prepare("SELECT spec, last_error FROM vms WHERE id = 'v1'").get();
     assert.deepEqual(vm, { spec: '{}', last_error: null });
@@ -226,11 +231,14 @@ test('a write SQLite rejects as read-only is reported as ERR_STORE_READ_ONLY', (
   // A store that believes it is writable over a connection that is not (e.g. a read-only file).
   const store = new Store(new Database(path, { readonly: true }), false);
   try {
-    assert.throws(() => store.write((db) => db.exec(insertKernel)), (error: unknown) => {
-      assert.ok(isCode('ERR_STORE_READ_ONLY')(error), String(error));
-      assert.ok((error as Error).cause instanceof Database.SqliteError);
-      return true;
-    });
+    assert.throws(
+      () => store.write((db) => db.exec(insertKernel)),
+      (error: unknown) => {
+        assert.ok(isCode('ERR_STORE_READ_ONLY')(error), String(error));
+        assert.ok((error as Error).cause instanceof Database.SqliteError);
+        return true;
+      },
+    );
   } finally {
     store.close();
   }
@@ -239,5 +247,8 @@ test('a write SQLite rejects as read-only is reported as ERR_STORE_READ_ONLY', (
 test('openReadOnly on a file that is not a database fails with ERR_STORE_OPEN', () => {
   const path = dbPath();
   writeFileSync(path, 'this is not sqlite, just some text that is long enough to have a header '.repeat(10));
-  assert.throws(() => openReadOnly(path), (error: unknown) => isCode('ERR_STORE_OPEN')(error) && typeof (error as BangerError).hint === 'string');
+  assert.throws(
+    () => openReadOnly(path),
+    (error: unknown) => isCode('ERR_STORE_OPEN')(error) && typeof (error as BangerError).hint === 'string',
+  );
 });

@@ -4,14 +4,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 
 import { BangerError } from '../rpc/errors.js';
-import {
-  appliedMigrations,
-  loadMigrations,
-  refuseNewerDatabase,
-  runMigrations,
-  type AppliedMigration,
-  type Migration,
-} from './migrations.js';
+import { appliedMigrations, loadMigrations, refuseNewerDatabase, runMigrations, type AppliedMigration, type Migration } from './migrations.js';
 
 const BUSY_TIMEOUT_MS = 5000;
 

@@ -41,7 +41,9 @@ function migrationDir(files: Record<string, string>): string {
 function snapshot(dir: string, path: string): Record<string, { bytes: string; mtimeMs: number }> {
   const base = path.slice(dir.length + 1);
   const out: Record<string, { bytes: string; mtimeMs: number }> = {};
-  for (const name of readdirSync(dir).filter((n) => n.startsWith(base)).sort()) {
+  for (const name of readdirSync(dir)
+    .filter((n) => n.startsWith(base))
+    .sort()) {
     const full = join(dir, name);
     out[name] = { bytes: readFileSync(full).toString('hex'), mtimeMs: statSync(full).mtimeMs };
   }
@@ -58,7 +60,10 @@ test('the built-in migrations load in ascending id order, starting with the base
   const files = readdirSync(builtinMigrationsDir()).filter((f) => f.endsWith('.sql'));
   assert.equal(migrations.length, files.length);
   const ids = migrations.map((m) => m.id);
-  assert.deepEqual(ids, [...new Set(ids)].sort((a, b) => a - b));
+  assert.deepEqual(
+    ids,
+    [...new Set(ids)].sort((a, b) => a - b),
+  );
   assert.deepEqual(migrations[0] && { id: migrations[0].id, name: migrations[0].name }, { id: 1, name: 'baseline' });
   assert.match(migrations[0]?.sql ?? '', /CREATE TABLE vms/);
 });
@@ -172,7 +177,10 @@ test('duplicate ids among migration files are rejected', () => {
 
 test('out-of-order and invalid ids passed to runMigrations are rejected before anything is applied', () => {
   const db = new Database(dbPath());
-  assert.throws(() => runMigrations(db, [two, one]), (error: unknown) => isCode('ERR_MIGRATION_FAILED')(error) && (error as Error).message.includes('out of order'));
+  assert.throws(
+    () => runMigrations(db, [two, one]),
+    (error: unknown) => isCode('ERR_MIGRATION_FAILED')(error) && (error as Error).message.includes('out of order'),
+  );
   assert.throws(() => runMigrations(db, [{ ...one, id: 0 }]), isCode('ERR_MIGRATION_FAILED'));
   assert.throws(() => runMigrations(db, [{ ...one, id: 1.5 }]), isCode('ERR_MIGRATION_FAILED'));
   assert.deepEqual(tables(db), []);

@@ -95,9 +95,7 @@ export interface AppliedMigration {
 export function appliedMigrations(db: Database): AppliedMigration[] {
   const exists = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").get();
   if (exists === undefined) return [];
-  return db
-    .prepare('SELECT id, name, applied_at AS appliedAt FROM schema_migrations ORDER BY id')
-    .all() as AppliedMigration[];
+  return db.prepare('SELECT id, name, applied_at AS appliedAt FROM schema_migrations ORDER BY id').all() as AppliedMigration[];
 }
 
 /**
@@ -111,11 +109,9 @@ export function refuseNewerDatabase(db: Database, migrations: readonly Migration
   const recorded = appliedMigrations(db);
   const newestRecorded = recorded.at(-1)?.id ?? 0;
   if (newestRecorded > newestKnown) {
-    throw new BangerError(
-      'ERR_STORE_TOO_NEW',
-      `the database is at schema version ${newestRecorded}, newer than this banger knows (${newestKnown})`,
-      { hint: 'this state.db was written by a newer banger; upgrade banger to use it (the database was left unchanged)' },
-    );
+    throw new BangerError('ERR_STORE_TOO_NEW', `the database is at schema version ${newestRecorded}, newer than this banger knows (${newestKnown})`, {
+      hint: 'this state.db was written by a newer banger; upgrade banger to use it (the database was left unchanged)',
+    });
   }
   return recorded;
 }
@@ -154,10 +150,14 @@ export function runMigrations(db: Database, migrations: readonly Migration[]): {
     try {
       apply();
     } catch (error) {
-      throw new BangerError('ERR_MIGRATION_FAILED', `migration ${migration.id} (${migration.name}) failed: ${error instanceof Error ? error.message : String(error)}`, {
-        cause: error,
-        hint: 'nothing of this migration was applied; see `banger daemon logs` and report it',
-      });
+      throw new BangerError(
+        'ERR_MIGRATION_FAILED',
+        `migration ${migration.id} (${migration.name}) failed: ${error instanceof Error ? error.message : String(error)}`,
+        {
+          cause: error,
+          hint: 'nothing of this migration was applied; see `banger daemon logs` and report it',
+        },
+      );
     }
     applied.push(migration.id);
   }

@@ -42,10 +42,13 @@ test('a VM from before workspaces gets none; a workspace is recorded, read back,
     assert.equal(vms.reserve({ id: 'new', name: 'new', imageId: 'i', spec }, 10).workspace, null);
     vms.setWorkspace('new', workspace);
     assert.deepEqual(vms.get('new')?.workspace, workspace);
-    assert.deepEqual(vms.list().map((vm) => [vm.name, vm.workspace?.guestPath ?? null]), [
-      ['old', null],
-      ['new', '/root/repo'],
-    ]);
+    assert.deepEqual(
+      vms.list().map((vm) => [vm.name, vm.workspace?.guestPath ?? null]),
+      [
+        ['old', null],
+        ['new', '/root/repo'],
+      ],
+    );
     vms.setWorkspace('new', null);
     assert.equal(vms.get('new')?.workspace, null);
   } finally {

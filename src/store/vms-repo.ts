@@ -86,7 +86,9 @@ export class VmsRepo {
       let slot = 1;
       while (used.has(slot)) slot++;
       if (slot > maxSlot) {
-        throw new BangerError('ERR_INVALID_ARGUMENT', `no free address left in the VM subnet (${maxSlot} VMs)`, { hint: 'delete VMs you no longer need, or configure a larger [network] subnet' });
+        throw new BangerError('ERR_INVALID_ARGUMENT', `no free address left in the VM subnet (${maxSlot} VMs)`, {
+          hint: 'delete VMs you no longer need, or configure a larger [network] subnet',
+        });
       }
       const now = nowIso();
       db.prepare('INSERT INTO vms (id, name, state, image_id, slot, spec, last_error, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?)').run(

@@ -20,12 +20,19 @@ export interface DriverChoice {
  * PVM); otherwise QEMU runs them under TCG emulation, which is slower but
  * never hangs. Firecracker needs usable KVM and refuses without it.
  */
-export function selectDriver(config: Pick<BangerConfig, 'vmm' | 'qemuBin' | 'firecrackerBin'>, env: NodeJS.ProcessEnv, kvm: KvmState = detectKvm()): DriverChoice {
+export function selectDriver(
+  config: Pick<BangerConfig, 'vmm' | 'qemuBin' | 'firecrackerBin'>,
+  env: NodeJS.ProcessEnv,
+  kvm: KvmState = detectKvm(),
+): DriverChoice {
   const kvmUsable = kvm.kind === 'usable';
   if (config.vmm !== 'qemu') {
     const firecracker = findExecutable(config.firecrackerBin ?? 'firecracker', env);
     if (firecracker !== undefined && kvmUsable) {
-      return { driver: new FirecrackerDriver({ binary: firecracker, kvm: () => detectKvm() }), reason: `firecracker (${firecracker}), KVM usable (${kvm.module})` };
+      return {
+        driver: new FirecrackerDriver({ binary: firecracker, kvm: () => detectKvm() }),
+        reason: `firecracker (${firecracker}), KVM usable (${kvm.module})`,
+      };
     }
     if (config.vmm === 'firecracker') {
       throw new BangerError(

@@ -24,7 +24,12 @@ export interface GitMetadata {
   dispose(): void;
 }
 
-export async function gitMetadata(snapshot: RepoSnapshot, mode: 'shallow' | 'full_copy', extraCommits: readonly string[], signal?: AbortSignal): Promise<GitMetadata> {
+export async function gitMetadata(
+  snapshot: RepoSnapshot,
+  mode: 'shallow' | 'full_copy',
+  extraCommits: readonly string[],
+  signal?: AbortSignal,
+): Promise<GitMetadata> {
   if (mode === 'full_copy') {
     return { entries: await walkTree(snapshot.gitDir, '.git', (rel) => rel.endsWith('.lock')), dispose: () => undefined };
   }
@@ -36,7 +41,11 @@ export async function gitMetadata(snapshot: RepoSnapshot, mode: 'shallow' | 'ful
     const repo = join(temp, 'repo');
     await gitOk(temp, ['init', '--quiet', repo], signal);
     const commits = [...new Set([snapshot.head, ...extraCommits])];
-    await gitOk(repo, ['-c', 'fetch.unpackLimit=1', 'fetch', '--quiet', '--no-tags', '--no-write-fetch-head', `--depth=${SHALLOW_FETCH_DEPTH}`, snapshot.root, ...commits], signal);
+    await gitOk(
+      repo,
+      ['-c', 'fetch.unpackLimit=1', 'fetch', '--quiet', '--no-tags', '--no-write-fetch-head', `--depth=${SHALLOW_FETCH_DEPTH}`, snapshot.root, ...commits],
+      signal,
+    );
     if (snapshot.branch === null) {
       await gitOk(repo, ['update-ref', '--no-deref', 'HEAD', snapshot.head], signal);
     } else {

@@ -31,7 +31,13 @@ export function git(cwd: string, args: readonly string[], options: { signal?: Ab
       (error, stdout, stderr) => {
         if (error !== null && typeof error.code !== 'number') {
           if (options.signal?.aborted === true) reject(options.signal.reason instanceof Error ? options.signal.reason : error);
-          else reject(new BangerError('ERR_HOST_TOOL_MISSING', `cannot run git: ${error.message}`, { cause: error, hint: 'install git on the host (apt-get install git)' }));
+          else
+            reject(
+              new BangerError('ERR_HOST_TOOL_MISSING', `cannot run git: ${error.message}`, {
+                cause: error,
+                hint: 'install git on the host (apt-get install git)',
+              }),
+            );
           return;
         }
         resolve({ code: typeof error?.code === 'number' ? error.code : 0, stdout, stderr: stderr.toString() });
@@ -44,7 +50,10 @@ export function git(cwd: string, args: readonly string[], options: { signal?: Ab
 export async function gitOk(cwd: string, args: readonly string[], signal?: AbortSignal): Promise<Buffer> {
   const result = await git(cwd, args, { signal });
   if (result.code !== 0) {
-    throw new BangerError('ERR_HOST_COMMAND_FAILED', `git ${args[0] ?? ''} failed in ${cwd}: ${result.stderr.trim().split('\n').at(-1) ?? `exit ${result.code}`}`);
+    throw new BangerError(
+      'ERR_HOST_COMMAND_FAILED',
+      `git ${args[0] ?? ''} failed in ${cwd}: ${result.stderr.trim().split('\n').at(-1) ?? `exit ${result.code}`}`,
+    );
   }
   return result.stdout;
 }

@@ -25,7 +25,8 @@ test('guest paths: under /root, plain characters, normalised', () => {
   ] as const) {
     assert.throws(
       () => validateGuestPath(bad),
-      (error: unknown) => error instanceof BangerError && error.code === 'ERR_GUEST_PATH_INVALID' && why.test(error.message) && (error.hint ?? '').includes('/root'),
+      (error: unknown) =>
+        error instanceof BangerError && error.code === 'ERR_GUEST_PATH_INVALID' && why.test(error.message) && (error.hint ?? '').includes('/root'),
       bad,
     );
   }

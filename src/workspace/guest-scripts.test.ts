@@ -26,7 +26,11 @@ function runSh(script: string, env: NodeJS.ProcessEnv = process.env): { code: nu
   return { code: result.status ?? -1, stdout: result.stdout, stderr: result.stderr.toString() };
 }
 
-async function exportOf(root: string, base: string, stat = false): Promise<{ code: number; base: string; files: { status: string; path: string }[]; patch: Buffer }> {
+async function exportOf(
+  root: string,
+  base: string,
+  stat = false,
+): Promise<{ code: number; base: string; files: { status: string; path: string }[]; patch: Buffer }> {
   const { code, stdout } = runSh(exportScript(root, base, { stat }));
   const source = new PassThrough();
   const sink = new PassThrough();
@@ -53,16 +57,28 @@ describe('guest scripts', { timeout: 60_000 }, () => {
       assert.equal(check.status, 0, `${check.stderr.toString()}\n${script}`);
     }
     assert.match(miseTrustLine("/root/it's"), /^if command -v mise >\/dev\/null 2>&1; then mise trust --quiet --all '\/root\/it'\\''s' .*\|\| true; fi$/);
-    assert.ok(importScript({ guestPath: '/root/repo', mode: 'shallow', branch: undefined, from: undefined, identity }).includes(miseTrustLine('/root/repo')), 'prepare trusts mise configs');
+    assert.ok(
+      importScript({ guestPath: '/root/repo', mode: 'shallow', branch: undefined, from: undefined, identity }).includes(miseTrustLine('/root/repo')),
+      'prepare trusts mise configs',
+    );
   });
 
   test('export: commits, edits, new, deleted, binary and mode changes since the base, without touching the repo', async () => {
     const r = new TestRepo();
-    cleanup.push(() => { r.remove(); });
-    r.write('README.md', 'one\n').write('run.sh', '#!/bin/sh\n', 0o755).write('blob.bin', Buffer.from([0, 1, 2, 3])).write('gone.txt', 'bye\n').write('.gitignore', '.env\n');
+    cleanup.push(() => {
+      r.remove();
+    });
+    r.write('README.md', 'one\n')
+      .write('run.sh', '#!/bin/sh\n', 0o755)
+      .write('blob.bin', Buffer.from([0, 1, 2, 3]))
+      .write('gone.txt', 'bye\n')
+      .write('.gitignore', '.env\n');
     const base = r.commit('base');
     r.write('README.md', 'one\ntwo\n').commit('a commit after the base');
-    r.write('README.md', 'one\ntwo\nuncommitted\n').write('new file é.txt', 'new\n').write('blob.bin', Buffer.from([9, 9, 0, 1])).write('.env', 'SECRET\n');
+    r.write('README.md', 'one\ntwo\nuncommitted\n')
+      .write('new file é.txt', 'new\n')
+      .write('blob.bin', Buffer.from([9, 9, 0, 1]))
+      .write('.env', 'SECRET\n');
     unlinkSync(join(r.root, 'gone.txt'));
     chmodSync(join(r.root, 'run.sh'), 0o644);
     git(r.root, 'add', 'README.md'); // something staged, too
@@ -88,16 +104,24 @@ describe('guest scripts', { timeout: 60_000 }, () => {
     assert.ok(readFileSync(join(r.root, '.git', 'index')).equals(indexBefore), 'the index is byte for byte the same');
     assert.equal(r.git('status', '--porcelain'), statusBefore);
     assert.equal(r.head(), headBefore);
-    assert.deepEqual(readdirSync(join(r.root, '.git')).filter((f) => f.startsWith('banger-')), [], 'no temporary index left behind');
+    assert.deepEqual(
+      readdirSync(join(r.root, '.git')).filter((f) => f.startsWith('banger-')),
+      [],
+      'no temporary index left behind',
+    );
 
     // Applied to a clean checkout of the base, the patch reproduces the working tree.
     const clone = mkdtempSync(join(tmpdir(), 'banger-clone-'));
-    cleanup.push(() => { rmSync(clone, { recursive: true, force: true }); });
+    cleanup.push(() => {
+      rmSync(clone, { recursive: true, force: true });
+    });
     execFileSync('git', ['clone', '-q', r.root, clone]);
     git(clone, 'checkout', '-q', base);
     const patchFile = join(clone, '..', `${clone.split('/').at(-1) ?? 'x'}.patch`);
     writeFileSync(patchFile, full.patch);
-    cleanup.push(() => { rmSync(patchFile, { force: true }); });
+    cleanup.push(() => {
+      rmSync(patchFile, { force: true });
+    });
     git(clone, 'apply', '--binary', patchFile);
     for (const file of ['README.md', 'new file é.txt', 'blob.bin', 'run.sh']) {
       assert.ok(readFileSync(join(clone, file)).equals(readFileSync(join(r.root, file))), file);
@@ -109,18 +133,24 @@ describe('guest scripts', { timeout: 60_000 }, () => {
 
   test('export reports an unknown base and a missing repo by their exit codes', async () => {
     const r = new TestRepo().write('a', '1');
-    cleanup.push(() => { r.remove(); });
+    cleanup.push(() => {
+      r.remove();
+    });
     r.commit();
     assert.equal((await exportOf(r.root, 'no-such-commit')).code, SCRIPT_EXIT.unknownCommit);
     const empty = mkdtempSync(join(tmpdir(), 'banger-norepo-'));
-    cleanup.push(() => { rmSync(empty, { recursive: true, force: true }); });
+    cleanup.push(() => {
+      rmSync(empty, { recursive: true, force: true });
+    });
     assert.equal((await exportOf(empty, 'HEAD')).code, SCRIPT_EXIT.noRepo);
     assert.equal((await exportOf(join(empty, 'missing'), 'HEAD')).code, SCRIPT_EXIT.noRepo);
   });
 
   test('exec: runs in the workspace with argv intact, through mise when it is installed', () => {
     const dir = mkdtempSync(join(tmpdir(), 'banger-exec-'));
-    cleanup.push(() => { rmSync(dir, { recursive: true, force: true }); });
+    cleanup.push(() => {
+      rmSync(dir, { recursive: true, force: true });
+    });
     const argv = ['sh', '-c', 'pwd; printf "<%s>" "$@"', 'arg0', "it's", 'two words', '$(reboot)', 'new\nline'];
     const plain = runSh(execScript(argv, dir));
     assert.equal(plain.code, 0, plain.stderr);

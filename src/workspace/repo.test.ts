@@ -61,7 +61,13 @@ describe('inspectRepo: what a workspace ships', { timeout: 60_000 }, () => {
   });
 
   test('changed and deleted: what differs from HEAD, so a shallow prepare ships only that', async () => {
-    const r = repo().write('same', 's\n').write('edited', 'e\n').write('gone', 'g\n').write('unstaged-rm', 'u\n').write('run', '#!/bin/sh\n', 0o755).write('link-target', 't\n');
+    const r = repo()
+      .write('same', 's\n')
+      .write('edited', 'e\n')
+      .write('gone', 'g\n')
+      .write('unstaged-rm', 'u\n')
+      .write('run', '#!/bin/sh\n', 0o755)
+      .write('link-target', 't\n');
     r.symlink('swapped', 'link-target');
     r.commit();
     r.write('edited', 'edited now\n').write('staged-new', 'n\n').write('untracked', 'u\n');
@@ -106,7 +112,10 @@ describe('inspectRepo: what a workspace ships', { timeout: 60_000 }, () => {
       r.commit();
       r.craftIndex(['a', bad], 'HEAD:a');
       assert.ok(r.lsFiles().includes(bad), `git lists the crafted entry ${bad}`);
-      await assert.rejects(inspectRepo(r.root, { includeUntracked: false, mode: 'shallow' }), code('ERR_REPO_UNSAFE_PATH', new RegExp(bad.replaceAll('.', '\\.'))));
+      await assert.rejects(
+        inspectRepo(r.root, { includeUntracked: false, mode: 'shallow' }),
+        code('ERR_REPO_UNSAFE_PATH', new RegExp(bad.replaceAll('.', '\\.'))),
+      );
     }
   });
 
@@ -132,7 +141,10 @@ describe('inspectRepo: what a workspace ships', { timeout: 60_000 }, () => {
     r.commit();
     r.git('-c', 'protocol.file.allow=always', 'submodule', '--quiet', 'add', sub.root, 'vendor/lib');
     r.commit('add submodule');
-    await assert.rejects(inspectRepo(r.root, { includeUntracked: false, mode: 'shallow' }), code('ERR_SUBMODULES_NEED_FULL_COPY', /vendor\/lib.*--mode full_copy/));
+    await assert.rejects(
+      inspectRepo(r.root, { includeUntracked: false, mode: 'shallow' }),
+      code('ERR_SUBMODULES_NEED_FULL_COPY', /vendor\/lib.*--mode full_copy/),
+    );
     const full = await inspectRepo(r.root, { includeUntracked: false, mode: 'full_copy' });
     assert.deepEqual(full.submodules, ['vendor/lib']);
     assert.deepEqual(full.files, ['.gitmodules', 'main.c', 'vendor/lib/.git', 'vendor/lib/lib.c']);

@@ -76,9 +76,13 @@ export async function inspectRepo(path: string, options: InspectOptions): Promis
   const staged = parseStage(await gitOk(root, ['ls-files', '-z', '--stage'], options.signal));
   const submodules = [...staged].filter(([, mode]) => mode === GITLINK_MODE).map(([p]) => p);
   if (submodules.length > 0 && options.mode !== 'full_copy') {
-    throw new BangerError('ERR_SUBMODULES_NEED_FULL_COPY', `the repository has submodules (${submodules.slice(0, 5).join(', ')}${submodules.length > 5 ? ', …' : ''}); only --mode full_copy copies them`, {
-      hint: 'rerun with --mode full_copy (ships the whole .git, history included)',
-    });
+    throw new BangerError(
+      'ERR_SUBMODULES_NEED_FULL_COPY',
+      `the repository has submodules (${submodules.slice(0, 5).join(', ')}${submodules.length > 5 ? ', …' : ''}); only --mode full_copy copies them`,
+      {
+        hint: 'rerun with --mode full_copy (ships the whole .git, history included)',
+      },
+    );
   }
   const tracked = submodules.length === 0 ? [...staged.keys()] : await withSubmoduleFiles(root, submodules, options.signal);
   const untrackedPaths = splitNul(await gitOk(root, ['ls-files', '-z', '--others', '--exclude-standard'], options.signal));
@@ -112,7 +116,8 @@ export async function inspectRepo(path: string, options: InspectOptions): Promis
 
 /** Resolves a commit-ish in the repo to a full sha; ERR_UNKNOWN_COMMIT when it names nothing. */
 export async function resolveCommit(root: string, ref: string, signal?: AbortSignal): Promise<string> {
-  if (ref === '' || ref.startsWith('-')) throw new BangerError('ERR_UNKNOWN_COMMIT', `"${ref}" is not a commit name`, { hint: 'give a branch, tag or commit id' });
+  if (ref === '' || ref.startsWith('-'))
+    throw new BangerError('ERR_UNKNOWN_COMMIT', `"${ref}" is not a commit name`, { hint: 'give a branch, tag or commit id' });
   const result = await git(root, ['rev-parse', '--verify', '--quiet', '--end-of-options', `${ref}^{commit}`], { signal });
   if (result.code !== 0) {
     throw new BangerError('ERR_UNKNOWN_COMMIT', `no commit "${ref}" in ${root}`, { hint: 'check the name with `git log --oneline` or `git branch -a`' });
@@ -124,7 +129,9 @@ export async function resolveCommit(root: string, ref: string, signal?: AbortSig
 export async function validateBranchName(root: string, name: string): Promise<void> {
   const result = name.startsWith('-') ? undefined : await git(root, ['check-ref-format', '--branch', name]);
   if (result?.code !== 0) {
-    throw new BangerError('ERR_INVALID_ARGUMENT', `"${name}" is not a valid branch name`, { hint: 'see `git check-ref-format --help` for what a branch may be called' });
+    throw new BangerError('ERR_INVALID_ARGUMENT', `"${name}" is not a valid branch name`, {
+      hint: 'see `git check-ref-format --help` for what a branch may be called',
+    });
   }
 }
 

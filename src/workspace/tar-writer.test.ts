@@ -22,7 +22,7 @@ const longName = `${longDir}/${'n'.repeat(70)} é.txt`;
 const files: Record<string, { content: Buffer; mode: number }> = {
   'plain.txt': { content: Buffer.from('hello\n'), mode: 0o644 },
   'run.sh': { content: Buffer.from('#!/bin/sh\necho hi\n'), mode: 0o755 },
-  'empty': { content: Buffer.alloc(0), mode: 0o600 },
+  empty: { content: Buffer.alloc(0), mode: 0o600 },
   'spaces and ünïcode.bin': { content: Buffer.from([0, 1, 2, 3, 255, 254]), mode: 0o644 },
   [longName]: { content: Buffer.from('long\n'), mode: 0o644 },
   'big.bin': { content: Buffer.alloc(3 * 1024 * 1024 + 17, 0xab), mode: 0o644 },

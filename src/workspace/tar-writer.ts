@@ -94,7 +94,12 @@ export function entryHeader(fields: HeaderFields): Buffer {
 
 function truncateUtf8(value: string, bytes: number): string {
   const buffer = Buffer.from(value, 'utf8');
-  return buffer.length <= bytes ? value : buffer.subarray(0, bytes).toString('utf8').replace(/\uFFFD$/, '');
+  return buffer.length <= bytes
+    ? value
+    : buffer
+        .subarray(0, bytes)
+        .toString('utf8')
+        .replace(/\uFFFD$/, '');
 }
 
 function padding(size: number): Buffer {

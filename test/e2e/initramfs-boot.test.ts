@@ -106,15 +106,41 @@ describe('banger initramfs boots the catalog kernel (and answers the acceleratio
   // slow for the deadline, reads as unusable and leaves no process.
 
   test('a bootable kernel reaches userspace and says so', async () => {
-    const ok = await probeAccel({ binary: 'qemu-system-x86_64', accelArgs: accelArgs('tcg'), vmlinux: kernel.files.vmlinux, initramfs: kernel.files.initramfs, extraCmdline, timeoutMs: 60_000 });
+    const ok = await probeAccel({
+      binary: 'qemu-system-x86_64',
+      accelArgs: accelArgs('tcg'),
+      vmlinux: kernel.files.vmlinux,
+      initramfs: kernel.files.initramfs,
+      extraCmdline,
+      timeoutMs: 60_000,
+    });
     assert.equal(ok, true);
   });
 
   test('a kernel that cannot boot, or a deadline it cannot meet, reads as unusable', async () => {
     const notAKernel = join(world.root, 'not-a-kernel');
     writeFileSync(notAKernel, 'no kernel here');
-    assert.equal(await probeAccel({ binary: 'qemu-system-x86_64', accelArgs: accelArgs('tcg'), vmlinux: notAKernel, initramfs: kernel.files.initramfs, timeoutMs: 30_000 }), false);
-    assert.equal(await probeAccel({ binary: 'qemu-system-x86_64', accelArgs: accelArgs('tcg'), vmlinux: kernel.files.vmlinux, initramfs: kernel.files.initramfs, extraCmdline, timeoutMs: 50 }), false);
+    assert.equal(
+      await probeAccel({
+        binary: 'qemu-system-x86_64',
+        accelArgs: accelArgs('tcg'),
+        vmlinux: notAKernel,
+        initramfs: kernel.files.initramfs,
+        timeoutMs: 30_000,
+      }),
+      false,
+    );
+    assert.equal(
+      await probeAccel({
+        binary: 'qemu-system-x86_64',
+        accelArgs: accelArgs('tcg'),
+        vmlinux: kernel.files.vmlinux,
+        initramfs: kernel.files.initramfs,
+        extraCmdline,
+        timeoutMs: 50,
+      }),
+      false,
+    );
     await new Promise((resolve) => setTimeout(resolve, 200));
     const probes = readdirSync('/proc').filter((pid) => {
       try {

@@ -28,13 +28,18 @@ describe('VM lifecycle on real QEMU', () => {
   const knownHosts = (): string => (existsSync(world.layout.knownHosts) ? readFileSync(world.layout.knownHosts, 'utf8') : '');
 
   test('vm run on a fresh state dir pulls kernel and image, runs the command, and passes its exit status', async () => {
-    const result = await world.run(['vm', 'run', '--rm', '--name', 'first', '--', 'sh', '-c', 'uname -r; test -f /root/.ssh/authorized_keys; exit 7'], { timeoutMs: 900_000 });
+    const result = await world.run(['vm', 'run', '--rm', '--name', 'first', '--', 'sh', '-c', 'uname -r; test -f /root/.ssh/authorized_keys; exit 7'], {
+      timeoutMs: 900_000,
+    });
     assert.equal(result.code, 7, result.stderr);
     assert.match(result.stdout, /^6\.1\.0-\d+-cloud-amd64$/m);
     assert.match(result.stderr, /^spec: \d+ vcpu · \d+ MiB · \d+G disk$/m);
     assert.match(result.stderr, /image debian-bookworm is not here yet: pulling it from the catalog/);
     const { images } = await world.json<{ images: ImageInfo[] }>(['image', 'list']);
-    assert.deepEqual(images.map((i) => i.name), ['debian-bookworm']);
+    assert.deepEqual(
+      images.map((i) => i.name),
+      ['debian-bookworm'],
+    );
     // --rm: nothing of the VM remains.
     assert.deepEqual((await world.json<{ vms: VmInfo[] }>(['vm', 'list'])).vms, []);
     assert.deepEqual(world.vmmPids(), []);
@@ -100,7 +105,7 @@ describe('VM lifecycle on real QEMU', () => {
     assert.doesNotMatch(knownHosts(), new RegExp(vm.ip.replaceAll('.', '\\.')), 'no known_hosts entry');
   });
 
-  test('--init systemd boots the image\'s systemd and stops through it', async () => {
+  test("--init systemd boots the image's systemd and stops through it", async () => {
     const vm = await world.json<VmInfo>(['vm', 'create', '--name', 'sysd', '--init', 'systemd'], { timeoutMs: 300_000 });
     assert.equal(vm.spec.init, 'systemd');
     const pid1 = await world.run(['vm', 'exec', 'sysd', '--', 'cat', '/proc/1/comm']);

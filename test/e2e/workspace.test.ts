@@ -52,7 +52,10 @@ describe('workspaces on real QEMU', { timeout: 1_800_000 }, () => {
 
   /** Everything about a guest repo an operation could change: files, index bytes, HEAD, status. */
   const fingerprint = (vm: string, path: string): Promise<string> =>
-    guest(vm, `cd ${path} && git rev-parse HEAD && md5sum .git/index && git status --porcelain && find . -path ./.git -prune -o -print | sort | while read -r f; do [ -L "$f" ] && readlink "$f"; [ -f "$f" ] && md5sum "$f"; stat -c '%a %n' "$f"; done`);
+    guest(
+      vm,
+      `cd ${path} && git rev-parse HEAD && md5sum .git/index && git status --porcelain && find . -path ./.git -prune -o -print | sort | while read -r f; do [ -L "$f" ] && readlink "$f"; [ -f "$f" ] && md5sum "$f"; stat -c '%a %n' "$f"; done`,
+    );
 
   function errorCode(result: CliResult): string {
     assert.notEqual(result.code, 0, `expected a failure: ${result.stdout}`);
@@ -70,7 +73,15 @@ describe('workspaces on real QEMU', { timeout: 1_800_000 }, () => {
       assert.deepEqual(dry.stdout.trim().split('\n'), repo.lsFiles().sort());
       assert.match(dry.stderr, /mode shallow/);
       assert.match(dry.stderr, /1 untracked file was not copied \(--include-untracked/);
-      const withUntracked = await fresh.json<{ files: string[]; mode: string }>(['vm', 'run', repo.root, '--include-untracked', '--mode', 'full_copy', '--dry-run']);
+      const withUntracked = await fresh.json<{ files: string[]; mode: string }>([
+        'vm',
+        'run',
+        repo.root,
+        '--include-untracked',
+        '--mode',
+        'full_copy',
+        '--dry-run',
+      ]);
       assert.deepEqual(withUntracked.files, [...repo.lsFiles(), ...repo.lsFiles('--others', '--exclude-standard')].sort());
       assert.equal(withUntracked.mode, 'full_copy');
       assert.ok(!withUntracked.files.includes('.env'));
@@ -100,7 +111,11 @@ describe('workspaces on real QEMU', { timeout: 1_800_000 }, () => {
     assert.equal(prepared.files, repo.lsFiles().length);
     assert.equal(prepared.untrackedSkipped, 1);
     assert.equal(await guest('ws', 'cd /root/repo && git rev-parse HEAD && git status --porcelain'), `${base}\n`, 'a clean checkout of the base');
-    assert.equal(await guest('ws', 'cd /root/repo && ls -a | sort | tr "\\n" " "'), '. .. .git .gitignore README.md assets docs latest src tools ', 'no .env, no untracked note');
+    assert.equal(
+      await guest('ws', 'cd /root/repo && ls -a | sort | tr "\\n" " "'),
+      '. .. .git .gitignore README.md assets docs latest src tools ',
+      'no .env, no untracked note',
+    );
     const shown = await world.json<VmInfo>(['vm', 'show', 'ws']);
     assert.equal(shown.workspace?.sourcePath, repo.root);
     assert.match((await world.run(['vm', 'list'])).stdout, /WORKSPACE[\s\S]*ws .*@[0-9a-f]{8}/);
@@ -178,7 +193,13 @@ describe('workspaces on real QEMU', { timeout: 1_800_000 }, () => {
     const shipped = repo.lsFiles().filter((p) => lstatSync(join(repo.root, p), { throwIfNoEntry: false }) !== undefined);
     assert.deepEqual(manifest(guestTree), manifest(repo.root, shipped));
     // A shallow workspace's index is HEAD's: the host's edits (staged or not) are changes in the guest.
-    assert.deepEqual((await guest('ws', 'git status --porcelain')).split('\n').filter(Boolean).sort(), [' D gone.txt', ' M edited.txt', ' M tools/run.sh', ' T swap', '?? deep/dir/new-staged.txt']);
+    assert.deepEqual((await guest('ws', 'git status --porcelain')).split('\n').filter(Boolean).sort(), [
+      ' D gone.txt',
+      ' M edited.txt',
+      ' M tools/run.sh',
+      ' T swap',
+      '?? deep/dir/new-staged.txt',
+    ]);
   });
 
   test('--include-untracked ships the untracked note but never the ignored .env; a changed workspace needs --force', async () => {
@@ -356,7 +377,11 @@ describe('workspaces on real QEMU', { timeout: 1_800_000 }, () => {
     // Three prepares of one VM at once: all succeed, and their guest I/O never overlaps.
     const small = newRepo().write('x', 'x\n');
     small.commit();
-    const runs = await Promise.all([1, 2, 3].map(() => world.run(['vm', 'workspace', 'prepare', 'ws', small.root, '--guest-path', '/root/concurrent', '--force', '--json'], { timeoutMs: 300_000 })));
+    const runs = await Promise.all(
+      [1, 2, 3].map(() =>
+        world.run(['vm', 'workspace', 'prepare', 'ws', small.root, '--guest-path', '/root/concurrent', '--force', '--json'], { timeoutMs: 300_000 }),
+      ),
+    );
     for (const run of runs) assert.equal(run.code, 0, run.stderr);
     const lockEvents = world
       .logLines()
@@ -370,10 +395,10 @@ describe('workspaces on real QEMU', { timeout: 1_800_000 }, () => {
       assert.equal(lockEvents[i]?.[1], lockEvents[i + 1]?.[1], 'each prepare releases before the next one starts');
     }
     assert.equal(new Set(lockEvents.map((e) => e[1])).size, 3);
-    assert.equal((await guest('ws', 'cat /root/concurrent/x')), 'x\n');
+    assert.equal(await guest('ws', 'cat /root/concurrent/x'), 'x\n');
   });
 
-  test('vm run <repo> --rm --export: the patch of the guest\'s edits and no VM left; SIGTERM to vm run --rm leaves nothing', async () => {
+  test("vm run <repo> --rm --export: the patch of the guest's edits and no VM left; SIGTERM to vm run --rm leaves nothing", async () => {
     const repo = newRepo().write('README.md', 'readme\n');
     repo.commit();
     const vmmsBefore = world.vmmPids().length;
@@ -386,7 +411,10 @@ describe('workspaces on real QEMU', { timeout: 1_800_000 }, () => {
     assert.match(text, /^diff --git a\/new\.txt b\/new\.txt\nnew file mode 100644\n/);
     assert.match(text, /^\+hi$/m);
     execFileSync('git', ['-C', repo.root, 'apply', '--check', patch]);
-    assert.deepEqual((await world.json<{ vms: VmInfo[] }>(['vm', 'list'])).vms.map((vm) => vm.name), ['ws']);
+    assert.deepEqual(
+      (await world.json<{ vms: VmInfo[] }>(['vm', 'list'])).vms.map((vm) => vm.name),
+      ['ws'],
+    );
     assert.equal(world.vmmPids().length, vmmsBefore);
 
     // No command: a shell in the workspace (stdin is its input).
@@ -402,7 +430,11 @@ describe('workspaces on real QEMU', { timeout: 1_800_000 }, () => {
     child.kill('SIGTERM');
     const result = await ended;
     assert.notEqual(result.code, 0);
-    assert.deepEqual((await world.json<{ vms: VmInfo[] }>(['vm', 'list'])).vms.map((vm) => vm.name), ['ws'], 'the VM was deleted');
+    assert.deepEqual(
+      (await world.json<{ vms: VmInfo[] }>(['vm', 'list'])).vms.map((vm) => vm.name),
+      ['ws'],
+      'the VM was deleted',
+    );
     assert.equal(world.vmmPids().length, vmmsBefore, 'no qemu left');
     assert.equal(world.links().length, linksBefore, 'no tap left');
     assert.deepEqual(readdirSync(world.layout.vmsDir).length, 1, 'only ws keeps a directory');
@@ -442,7 +474,6 @@ function manifest(root: string, paths?: readonly string[]): Record<string, strin
   return Object.fromEntries(Object.entries(entries).sort(([a], [b]) => (a < b ? -1 : 1)));
 }
 
-
 /** Incompressible bytes (so a transfer takes time), different per seed. */
 function randomBytesOf(size: number, seed: number): Buffer {
   const out = Buffer.alloc(size);
@@ -455,4 +486,3 @@ function randomBytesOf(size: number, seed: number): Buffer {
   }
   return out;
 }
-

@@ -50,7 +50,9 @@ function deserialize(body: string, allowed: readonly string[], required: readonl
   const object = parsed as Json;
   for (const key of Object.keys(object)) {
     if (!allowed.includes(key)) {
-      throw new Fault(`An error occurred when deserializing the json body of a request: unknown field \`${key}\`, expected one of ${allowed.map((k) => `\`${k}\``).join(', ')}.`);
+      throw new Fault(
+        `An error occurred when deserializing the json body of a request: unknown field \`${key}\`, expected one of ${allowed.map((k) => `\`${k}\``).join(', ')}.`,
+      );
     }
   }
   for (const key of required) {
@@ -64,7 +66,13 @@ function mustExist(path: unknown, what: string): void {
 }
 
 export function fakeFirecracker(socketPath: string, id: string): { close: () => void; state: State } {
-  const state: State = { started: false, machine: { vcpu_count: 1, mem_size_mib: 128, smt: false, track_dirty_pages: false }, drives: new Map(), interfaces: new Map(), actions: [] };
+  const state: State = {
+    started: false,
+    machine: { vcpu_count: 1, mem_size_mib: 128, smt: false, track_dirty_pages: false },
+    drives: new Map(),
+    interfaces: new Map(),
+    actions: [],
+  };
   const preBoot = (): void => {
     if (state.started) throw new Fault(POST_BOOT);
   };
@@ -72,7 +80,8 @@ export function fakeFirecracker(socketPath: string, id: string): { close: () => 
   const routes = (method: string, path: string, body: string): { status: number; json?: unknown } => {
     const drive = /^\/drives\/([^/]+)$/.exec(path);
     const iface = /^\/network-interfaces\/([^/]+)$/.exec(path);
-    if (method === 'GET' && path === '/') return { status: 200, json: { app_name: 'Firecracker', id, state: state.started ? 'Running' : 'Not started', vmm_version: '1.17.0-dev' } };
+    if (method === 'GET' && path === '/')
+      return { status: 200, json: { app_name: 'Firecracker', id, state: state.started ? 'Running' : 'Not started', vmm_version: '1.17.0-dev' } };
     if (method === 'GET' && path === '/version') return { status: 200, json: { firecracker_version: '1.17.0-dev' } };
     if (method === 'GET' && path === '/machine-config') return { status: 200, json: state.machine };
     if (method === 'GET' && path === '/vm/config') {
@@ -105,7 +114,11 @@ export function fakeFirecracker(socketPath: string, id: string): { close: () => 
     }
     if (method === 'PUT' && path === '/machine-config') {
       preBoot();
-      const config = deserialize(body, ['vcpu_count', 'mem_size_mib', 'smt', 'track_dirty_pages', 'cpu_template', 'huge_pages'], ['vcpu_count', 'mem_size_mib']);
+      const config = deserialize(
+        body,
+        ['vcpu_count', 'mem_size_mib', 'smt', 'track_dirty_pages', 'cpu_template', 'huge_pages'],
+        ['vcpu_count', 'mem_size_mib'],
+      );
       const vcpus = config.vcpu_count;
       const smt = config.smt === true;
       if (typeof vcpus !== 'number' || vcpus < 1 || vcpus > 32 || (smt && vcpus > 1 && vcpus % 2 !== 0)) {
@@ -125,7 +138,11 @@ export function fakeFirecracker(socketPath: string, id: string): { close: () => 
     }
     if (drive !== null && method === 'PUT') {
       preBoot();
-      const config = deserialize(body, ['drive_id', 'partuuid', 'is_root_device', 'cache_type', 'is_read_only', 'path_on_host', 'rate_limiter', 'io_engine', 'socket'], ['drive_id', 'is_root_device']);
+      const config = deserialize(
+        body,
+        ['drive_id', 'partuuid', 'is_root_device', 'cache_type', 'is_read_only', 'path_on_host', 'rate_limiter', 'io_engine', 'socket'],
+        ['drive_id', 'is_root_device'],
+      );
       if (config.drive_id !== decodeURIComponent(drive[1] ?? '')) throw new Fault('The id from the path does not match the id from the body!');
       mustExist(config.path_on_host, 'Drive config error: Unable to open the backing file');
       if (config.is_root_device === true && [...state.drives.values()].some((d) => d.is_root_device === true && d.drive_id !== config.drive_id)) {
@@ -164,7 +181,9 @@ export function fakeFirecracker(socketPath: string, id: string): { close: () => 
         // The guest reboots on Ctrl-Alt-Del; with reboot=k Firecracker then exits.
         setTimeout(() => process.exit(0), 50);
       } else if (action !== 'FlushMetrics') {
-        throw new Fault(`An error occurred when deserializing the json body of a request: unknown variant \`${String(action)}\`, expected one of \`FlushMetrics\`, \`InstanceStart\`, \`SendCtrlAltDel\`.`);
+        throw new Fault(
+          `An error occurred when deserializing the json body of a request: unknown variant \`${String(action)}\`, expected one of \`FlushMetrics\`, \`InstanceStart\`, \`SendCtrlAltDel\`.`,
+        );
       }
       state.actions.push(action);
       return { status: 204 };

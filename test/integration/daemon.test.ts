@@ -199,9 +199,7 @@ describe('cancellation and op ids', () => {
     assert.equal(await exited, 130);
     assert.match(stderr, /ERR_CANCELLED/);
     const opId = world.logLines().find((l) => l.msg === 'sleeping' && l.ms === 45_000)?.op_id;
-    await waitFor('the daemon to cancel the request', () =>
-      world.logLines().some((l) => l.op_id === opId && l.msg === 'request cancelled'),
-    );
+    await waitFor('the daemon to cancel the request', () => world.logLines().some((l) => l.op_id === opId && l.msg === 'request cancelled'));
   });
 
   test('every log line of a request carries its op_id, which the error response names', async () => {

@@ -52,7 +52,32 @@ describe('banger doctor', () => {
   test('--json parses, summarises, and covers every area', async () => {
     const { report } = await doctor(world);
     const ids = report.checks.map((c) => c.id);
-    for (const id of ['arch', 'kvm', 'vmm', 'privileges', 'tool.qemu', 'tool.firecracker', 'tool.busybox', 'tool.ip', 'tool.nft', 'tool.mkfs.ext4', 'tool.e2fsck', 'tool.debugfs', 'tool.ssh', 'tool.git', 'tool.zstd', 'tool.xz', 'tool.gpgv', 'tool.mmdebstrap', 'debian-keyring', 'runtime-dir', 'state-dir', 'store', 'config', 'vm-defaults']) {
+    for (const id of [
+      'arch',
+      'kvm',
+      'vmm',
+      'privileges',
+      'tool.qemu',
+      'tool.firecracker',
+      'tool.busybox',
+      'tool.ip',
+      'tool.nft',
+      'tool.mkfs.ext4',
+      'tool.e2fsck',
+      'tool.debugfs',
+      'tool.ssh',
+      'tool.git',
+      'tool.zstd',
+      'tool.xz',
+      'tool.gpgv',
+      'tool.mmdebstrap',
+      'debian-keyring',
+      'runtime-dir',
+      'state-dir',
+      'store',
+      'config',
+      'vm-defaults',
+    ]) {
       assert.ok(ids.includes(id), `missing check ${id}`);
     }
     const counted = { pass: 0, warn: 0, fail: 0 };
@@ -74,7 +99,10 @@ describe('banger doctor', () => {
 
   test('vm defaults show provenance', async () => {
     const { report } = await doctor(world);
-    assert.match(find(report, 'vm-defaults').detail, /^\d+ vcpu \((config|auto|builtin)\) · \d+ MiB \((config|auto|builtin)\) · \d+[MGT] disk \((config|auto|builtin)\)/);
+    assert.match(
+      find(report, 'vm-defaults').detail,
+      /^\d+ vcpu \((config|auto|builtin)\) · \d+ MiB \((config|auto|builtin)\) · \d+[MGT] disk \((config|auto|builtin)\)/,
+    );
     mkdirSync(world.layout.configDir, { recursive: true });
     writeFileSync(world.layout.configFile, '[vm_defaults]\nvcpu = 3\n');
     const withConfig = await doctor(world);

@@ -30,8 +30,10 @@ describe('images', () => {
   });
 
   test('the image is a shareable Debian root: sshd, git, curl, systemd, and no baked host keys', () => {
-    const ls = (path: string): string => execFileSync('debugfs', ['-R', `ls -l ${path}`, bookworm.rootfs], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-    const cat = (path: string): string => execFileSync('debugfs', ['-R', `cat ${path}`, bookworm.rootfs], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const ls = (path: string): string =>
+      execFileSync('debugfs', ['-R', `ls -l ${path}`, bookworm.rootfs], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const cat = (path: string): string =>
+      execFileSync('debugfs', ['-R', `cat ${path}`, bookworm.rootfs], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
     for (const binary of ['sshd', 'git', 'curl']) assert.match(ls('/usr/bin') + ls('/usr/sbin'), new RegExp(`\\s${binary}\\s*$`, 'm'), binary);
     assert.match(ls('/usr/lib/systemd'), /\ssystemd\s*$/m);
     assert.doesNotMatch(ls('/etc/ssh'), /ssh_host_/);
@@ -40,10 +42,16 @@ describe('images', () => {
 
   test('list, show and catalog agree', async () => {
     const { images } = await world.json<{ images: ImageInfo[] }>(['image', 'list']);
-    assert.deepEqual(images.map((i) => i.name), ['debian-bookworm']);
+    assert.deepEqual(
+      images.map((i) => i.name),
+      ['debian-bookworm'],
+    );
     assert.equal((await world.json<ImageInfo>(['image', 'show', 'deb'])).id, bookworm.id);
     const { entries } = await world.json<{ entries: { name: string; kernel: string; pulled: boolean }[] }>(['image', 'catalog']);
-    assert.deepEqual(entries.map((e) => [e.name, e.kernel, e.pulled]), [['debian-bookworm', 'debian-bookworm-cloud', true]]);
+    assert.deepEqual(
+      entries.map((e) => [e.name, e.kernel, e.pulled]),
+      [['debian-bookworm', 'debian-bookworm-cloud', true]],
+    );
   });
 
   test('register references a file in place; promote copies it in; delete leaves a registered file alone', async () => {
@@ -78,13 +86,20 @@ describe('images', () => {
     assert.equal(noKernel.code, 1);
     assert.match(noKernel.stderr, /error\[ERR_NOT_FOUND\]: no kernel matches "nope"/);
     const { images } = await world.json<{ images: ImageInfo[] }>(['image', 'list']);
-    assert.deepEqual(images.map((i) => i.name), ['debian-bookworm']);
+    assert.deepEqual(
+      images.map((i) => i.name),
+      ['debian-bookworm'],
+    );
   });
 
   test('delete is refused while a VM uses the image; the kernel is refused while the image uses it', async () => {
     const db = new Database(world.layout.storePath);
     const now = new Date().toISOString();
-    db.prepare("INSERT INTO vms (id, name, state, image_id, slot, created_at, updated_at) VALUES ('vm1', 'box', 'stopped', ?, 1, ?, ?)").run(bookworm.id, now, now);
+    db.prepare("INSERT INTO vms (id, name, state, image_id, slot, created_at, updated_at) VALUES ('vm1', 'box', 'stopped', ?, 1, ?, ?)").run(
+      bookworm.id,
+      now,
+      now,
+    );
     const refused = await world.run(['image', 'delete', 'debian-bookworm']);
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /error\[ERR_IN_USE\]: image debian-bookworm is used by VM box/);

@@ -25,7 +25,10 @@ describe('kernels', () => {
 
   test('the catalog offers the Debian cloud kernel', async () => {
     const { entries } = await world.json<{ entries: { name: string; pulled: boolean }[] }>(['kernel', 'catalog']);
-    assert.deepEqual(entries.map((e) => [e.name, e.pulled]), [['debian-bookworm-cloud', false]]);
+    assert.deepEqual(
+      entries.map((e) => [e.name, e.pulled]),
+      [['debian-bookworm-cloud', false]],
+    );
   });
 
   test('two concurrent pulls of one name make exactly one kernel', async () => {
@@ -36,7 +39,10 @@ describe('kernels', () => {
     assert.equal(first.kernel.id, second.kernel.id);
     pulled = first.kernel;
     const { kernels } = await world.json<{ kernels: KernelInfo[] }>(['kernel', 'list']);
-    assert.deepEqual(kernels.map((k) => k.id), [pulled.id]);
+    assert.deepEqual(
+      kernels.map((k) => k.id),
+      [pulled.id],
+    );
 
     // Progress streamed as JSON lines on stderr, stage by stage: the pull that
     // did the work reports every stage, the one that joined it says it waited.
@@ -56,7 +62,9 @@ describe('kernels', () => {
     assert.match(pulled.package?.url ?? '', /^http:\/\/deb\.debian\.org\/debian(-security)?\/pool\/.*linux-image-6\.1\.0-\d+-cloud-amd64_.*_amd64\.deb$/);
     assert.deepEqual(pulled.modules, ['virtio_ring', 'virtio', 'virtio_mmio', 'virtio_blk', 'failover', 'net_failover', 'virtio_net', 'overlay']);
     assert.deepEqual([...readFileSync(pulled.files.vmlinux).subarray(0, 4)], [0x7f, 0x45, 0x4c, 0x46]);
-    const listing = execFileSync('busybox', ['cpio', '-t', '-F', pulled.files.initramfs], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n');
+    const listing = execFileSync('busybox', ['cpio', '-t', '-F', pulled.files.initramfs], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split(
+      '\n',
+    );
     for (const entry of ['init', 'bin/busybox', 'dev/console', 'etc/banger/modules', 'lib/modules/virtio_net.ko', 'lib/modules/overlay.ko']) {
       assert.ok(listing.includes(entry), `initramfs has ${entry}`);
     }
@@ -77,7 +85,15 @@ describe('kernels', () => {
   });
 
   test('import takes a vmlinux and a module dir', async () => {
-    const imported = await world.json<KernelInfo>(['kernel', 'import', 'mine', '--kernel', pulled.files.vmlinux, '--modules', join(pulled.files.dir, 'modules')]);
+    const imported = await world.json<KernelInfo>([
+      'kernel',
+      'import',
+      'mine',
+      '--kernel',
+      pulled.files.vmlinux,
+      '--modules',
+      join(pulled.files.dir, 'modules'),
+    ]);
     assert.equal(imported.source, 'import');
     assert.deepEqual(imported.modules, pulled.modules);
     assert.ok(existsSync(imported.files.initramfs));
@@ -102,7 +118,9 @@ describe('kernels', () => {
     const mine = await world.json<KernelInfo>(['kernel', 'show', 'mine']);
     const db = new Database(world.layout.storePath);
     const now = new Date().toISOString();
-    db.prepare("INSERT INTO images (id, name, state, source, kernel_id, created_at, updated_at) VALUES ('img1', 'uses-mine', 'ready', 'register', ?, ?, ?)").run(mine.id, now, now);
+    db.prepare(
+      "INSERT INTO images (id, name, state, source, kernel_id, created_at, updated_at) VALUES ('img1', 'uses-mine', 'ready', 'register', ?, ?, ?)",
+    ).run(mine.id, now, now);
     const refused = await world.run(['kernel', 'delete', 'mine']);
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /error\[ERR_IN_USE\]: kernel mine is used by image uses-mine/);

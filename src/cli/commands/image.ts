@@ -26,7 +26,10 @@ the one it needs automatically.`,
       cli.out.result(result, ({ images }) =>
         images.length === 0
           ? 'no images yet (`banger image catalog` lists what can be pulled)'
-          : table([['NAME', 'ID', 'SOURCE', 'KERNEL', 'SIZE', 'MANAGED'], ...images.map((i) => [i.name, i.id, i.source, i.kernel.name, formatBytes(i.sizeBytes), i.managed ? 'yes' : 'no'])]),
+          : table([
+              ['NAME', 'ID', 'SOURCE', 'KERNEL', 'SIZE', 'MANAGED'],
+              ...images.map((i) => [i.name, i.id, i.source, i.kernel.name, formatBytes(i.sizeBytes), i.managed ? 'yes' : 'no']),
+            ]),
       );
     });
 
@@ -36,7 +39,9 @@ the one it needs automatically.`,
     .action(async (_options, command) => {
       const cli = createContext(command);
       const result = await cli.call('imageCatalog', {});
-      cli.out.result(result, ({ entries }) => table([['NAME', 'KERNEL', 'PULLED', 'DESCRIPTION'], ...entries.map((e) => [e.name, e.kernel, e.pulled ? 'yes' : 'no', e.description])]));
+      cli.out.result(result, ({ entries }) =>
+        table([['NAME', 'KERNEL', 'PULLED', 'DESCRIPTION'], ...entries.map((e) => [e.name, e.kernel, e.pulled ? 'yes' : 'no', e.description])]),
+      );
     });
 
   image

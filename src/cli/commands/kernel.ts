@@ -35,7 +35,9 @@ its image needs automatically.`,
     .action(async (_options, command) => {
       const cli = createContext(command);
       const result = await cli.call('kernelCatalog', {});
-      cli.out.result(result, ({ entries }) => table([['NAME', 'PULLED', 'DESCRIPTION'], ...entries.map((e) => [e.name, e.pulled ? 'yes' : 'no', e.description])]));
+      cli.out.result(result, ({ entries }) =>
+        table([['NAME', 'PULLED', 'DESCRIPTION'], ...entries.map((e) => [e.name, e.pulled ? 'yes' : 'no', e.description])]),
+      );
     });
 
   kernel
@@ -55,7 +57,9 @@ its image needs automatically.`,
     .action(async (name, _options, command) => {
       const cli = createContext(command);
       const result = await cli.callWithProgress('kernelPull', { name });
-      cli.out.result(result, (r) => (r.pulled ? `pulled kernel ${r.kernel.name} (${r.kernel.id})` : `kernel ${r.kernel.name} is already present (${r.kernel.id})`));
+      cli.out.result(result, (r) =>
+        r.pulled ? `pulled kernel ${r.kernel.name} (${r.kernel.id})` : `kernel ${r.kernel.name} is already present (${r.kernel.id})`,
+      );
     });
 
   kernel

@@ -43,10 +43,20 @@ export function addSpecOptions<T extends CommandUnknownOpts>(command: T): T {
   command
     .option('--name <name>', 'VM name (a DNS label; default: generated)')
     .option('--image <image>', 'image to boot (default: default_image from config, debian-bookworm; pulled on first use)')
-    .addOption(new Option('--vcpu <count>', 'virtual CPUs (default: [vm_defaults] in config.toml, else a quarter of the host\'s CPUs, 1-4)').argParser(parseIntOption(1, 64)))
-    .addOption(new Option('--memory <size>', 'memory in MiB or with a unit, e.g. 2G (default: config, else an eighth of the host\'s RAM, 1-8G)').argParser(parseMemory))
+    .addOption(
+      new Option('--vcpu <count>', "virtual CPUs (default: [vm_defaults] in config.toml, else a quarter of the host's CPUs, 1-4)").argParser(
+        parseIntOption(1, 64),
+      ),
+    )
+    .addOption(
+      new Option('--memory <size>', "memory in MiB or with a unit, e.g. 2G (default: config, else an eighth of the host's RAM, 1-8G)").argParser(parseMemory),
+    )
     .addOption(new Option('--disk-size <size>', 'work disk (/root) size (default: config, else 8G)').argParser(parseDiskSize))
-    .addOption(new Option('--init <mode>', 'guest init: minimal (fast: sshd under busybox init) or systemd (the image\'s own)').choices(INIT_CHOICES).default('minimal' as const))
+    .addOption(
+      new Option('--init <mode>', "guest init: minimal (fast: sshd under busybox init) or systemd (the image's own)")
+        .choices(INIT_CHOICES)
+        .default('minimal' as const),
+    )
     .addHelpText('after', '\n`banger doctor` shows the vcpu, memory and disk defaults on this host and where each comes from.');
   return command;
 }

@@ -10,6 +10,13 @@ test('vm run operands: at most one path before --, the command after it', () => 
   assert.deepEqual(splitRunArgs(['./repo'], ['vm', 'run', './repo']), { path: './repo', argv: [] }, 'no command: a shell');
   assert.deepEqual(splitRunArgs([], ['vm', 'run']), { path: undefined, argv: [] });
   assert.deepEqual(splitRunArgs(['sh', '-c', 'a -- b'], ['vm', 'run', '--', 'sh', '-c', 'a -- b']), { path: undefined, argv: ['sh', '-c', 'a -- b'] });
-  assert.deepEqual(splitRunArgs(['p', 'x', '--', 'y'], ['vm', 'run', 'p', '--', 'x', '--', 'y']), { path: 'p', argv: ['x', '--', 'y'] }, 'only the first -- splits');
-  assert.throws(() => splitRunArgs(['a', 'b'], ['vm', 'run', 'a', 'b']), (e: unknown) => e instanceof BangerError && e.code === 'ERR_USAGE' && e.message.includes('at most one path'));
+  assert.deepEqual(
+    splitRunArgs(['p', 'x', '--', 'y'], ['vm', 'run', 'p', '--', 'x', '--', 'y']),
+    { path: 'p', argv: ['x', '--', 'y'] },
+    'only the first -- splits',
+  );
+  assert.throws(
+    () => splitRunArgs(['a', 'b'], ['vm', 'run', 'a', 'b']),
+    (e: unknown) => e instanceof BangerError && e.code === 'ERR_USAGE' && e.message.includes('at most one path'),
+  );
 });

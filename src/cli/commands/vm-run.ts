@@ -28,7 +28,7 @@ export function vmRunCommand(): Command<[string[]]> {
     .description('Create a VM, copy a repo into it, run a command there, and pass its exit status through')
     .argument('[args...]', '[path] -- command...: a directory of a git repo to copy in, then the command after --')
     .option('--rm', 'delete the VM when the command ends (also after Ctrl-C or SIGTERM)')
-    .option('--export <file>', 'write a patch of the guest\'s changes to <file> after the command (before --rm deletes the VM)')
+    .option('--export <file>', "write a patch of the guest's changes to <file> after the command (before --rm deletes the VM)")
     .option('-t, --tty', 'allocate a terminal for the command (default: when stdin and stdout are terminals)')
     .option('-T, --no-tty', 'never allocate a terminal')
     .option('-n, --no-stdin', 'do not forward stdin (the command reads end-of-file)')
@@ -49,8 +49,12 @@ Examples:
     const cli = createContext(command);
     const opts = options as typeof options & RunOptions;
     const { path, argv } = splitRunArgs(args, rawArgsOf(command));
-    if (path === undefined && opts.dryRun === true) throw new BangerError('ERR_USAGE', '--dry-run needs a repo path', { hint: 'banger vm run ./repo --dry-run' });
-    if (path === undefined && opts.export !== undefined) throw new BangerError('ERR_USAGE', '--export needs a repo path: it exports the workspace', { hint: 'banger vm run ./repo --export out.patch -- <command>' });
+    if (path === undefined && opts.dryRun === true)
+      throw new BangerError('ERR_USAGE', '--dry-run needs a repo path', { hint: 'banger vm run ./repo --dry-run' });
+    if (path === undefined && opts.export !== undefined)
+      throw new BangerError('ERR_USAGE', '--export needs a repo path: it exports the workspace', {
+        hint: 'banger vm run ./repo --export out.patch -- <command>',
+      });
     const snapshot = path === undefined ? undefined : await checkWorkspace(path, opts);
     if (snapshot !== undefined && opts.dryRun === true) {
       printDryRun(cli, snapshot, opts);
@@ -74,7 +78,8 @@ Examples:
         cli.out.notice(`exported ${exported.files.length} changed file${exported.files.length === 1 ? '' : 's'} to ${opts.export}`);
       }
     } finally {
-      if (opts.rm === true) await cli.callUninterruptible('vmDelete', { ref: vm.id }).catch((error: unknown) => {
+      if (opts.rm === true)
+        await cli.callUninterruptible('vmDelete', { ref: vm.id }).catch((error: unknown) => {
           cli.out.error(error);
         });
     }
@@ -123,8 +128,9 @@ export function splitRunArgs(operands: readonly string[], raw: readonly string[]
   const before = operands.slice(0, operands.length - afterDash);
   const argv = operands.slice(operands.length - afterDash);
   if (before.length > 1) {
-    throw new BangerError('ERR_USAGE', `expected at most one path before --, got ${before.length}: ${before.join(' ')}`, { hint: 'put the command after --: banger vm run [path] -- <command...>' });
+    throw new BangerError('ERR_USAGE', `expected at most one path before --, got ${before.length}: ${before.join(' ')}`, {
+      hint: 'put the command after --: banger vm run [path] -- <command...>',
+    });
   }
   return { path: before[0], argv };
 }
-

@@ -52,7 +52,16 @@ VMs are referred to by name or id, or a unique prefix of either.`,
           ? 'no VMs (create one with `banger vm run -- <command>` or `banger vm create`)'
           : table([
               ['NAME', 'ID', 'STATE', 'IMAGE', 'IP', 'SPEC', 'WORKSPACE', 'CREATED'],
-              ...vms.map((v) => [v.name, v.id, v.state, v.image, v.ip, formatSpec(v.spec), workspaceCell(v.workspace), `${formatDuration(Date.now() - Date.parse(v.createdAt))} ago`]),
+              ...vms.map((v) => [
+                v.name,
+                v.id,
+                v.state,
+                v.image,
+                v.ip,
+                formatSpec(v.spec),
+                workspaceCell(v.workspace),
+                `${formatDuration(Date.now() - Date.parse(v.createdAt))} ago`,
+              ]),
             ]),
       );
     });

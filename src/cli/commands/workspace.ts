@@ -33,7 +33,7 @@ export function addWorkspaceOptions<T extends CommandUnknownOpts>(command: T): T
     )
     .option('--include-untracked', 'also copy untracked files that are not ignored (ignored files are never copied)')
     .option('--branch <name>', 'create and check out this branch in the guest')
-    .option('--from <ref>', 'start --branch at this commit (the guest then has that commit\'s files, not your working tree)')
+    .option('--from <ref>', "start --branch at this commit (the guest then has that commit's files, not your working tree)")
     .option('--dry-run', 'list exactly what would be copied and exit (needs no VM or daemon)');
   return command;
 }
@@ -54,14 +54,29 @@ export async function checkWorkspace(path: string, options: WorkspaceOptions): P
 /** `--dry-run`: the file list on stdout (one per line), what else would happen on stderr. */
 export function printDryRun(cli: CliContext, snapshot: RepoSnapshot, options: WorkspaceOptions): void {
   const head = `${snapshot.head.slice(0, 12)}${snapshot.branch === null ? ' (detached)' : ` on ${snapshot.branch}`}`;
-  const history = options.mode === 'shallow' ? `.git: the last ${SHALLOW_FETCH_DEPTH} commits of ${head}` : `.git: the whole repository (${head}), submodules included`;
+  const history =
+    options.mode === 'shallow' ? `.git: the last ${SHALLOW_FETCH_DEPTH} commits of ${head}` : `.git: the whole repository (${head}), submodules included`;
   if (cli.out.json) {
-    cli.out.result({ dryRun: true, mode: options.mode, root: snapshot.root, head: snapshot.head, branch: snapshot.branch, guestPath: options.guestPath, files: snapshot.files, untracked: snapshot.untracked, includeUntracked: snapshot.includeUntracked }, () => '');
+    cli.out.result(
+      {
+        dryRun: true,
+        mode: options.mode,
+        root: snapshot.root,
+        head: snapshot.head,
+        branch: snapshot.branch,
+        guestPath: options.guestPath,
+        files: snapshot.files,
+        untracked: snapshot.untracked,
+        includeUntracked: snapshot.includeUntracked,
+      },
+      () => '',
+    );
     return;
   }
   cli.out.notice(`dry run: would copy ${snapshot.root} to ${options.guestPath}, mode ${options.mode}`);
   cli.out.notice(history);
-  if (options.from !== undefined) cli.out.notice(`--from ${options.from}: the guest checks that commit out on ${options.branch ?? '?'}; no working-tree files are copied`);
+  if (options.from !== undefined)
+    cli.out.notice(`--from ${options.from}: the guest checks that commit out on ${options.branch ?? '?'}; no working-tree files are copied`);
   cli.out.notice(`${snapshot.files.length} files${untrackedNote(snapshot) === undefined ? '' : `; ${untrackedNote(snapshot) ?? ''}`}:`);
   if (snapshot.files.length > 0) cli.out.line(snapshot.files.join('\n'));
 }
@@ -72,7 +87,12 @@ function untrackedNote(snapshot: { untracked: number; includeUntracked: boolean 
 }
 
 /** Prepares a workspace through the daemon, showing its stages; says when untracked files were left out. */
-export async function prepareWorkspace(cli: CliContext, ref: string, path: string, options: WorkspaceOptions & { force?: true }): Promise<WorkspacePrepareResult> {
+export async function prepareWorkspace(
+  cli: CliContext,
+  ref: string,
+  path: string,
+  options: WorkspaceOptions & { force?: true },
+): Promise<WorkspacePrepareResult> {
   const result = await cli.callWithProgress('workspacePrepare', {
     ref,
     sourcePath: resolve(path),
@@ -140,7 +160,7 @@ export async function exportWorkspace(
 }
 
 export function workspaceCommand(): CommandUnknownOpts {
-  const workspace = new Command('workspace').description('Copy a git repo into a VM, and get the guest\'s edits back as a patch').addHelpText(
+  const workspace = new Command('workspace').description("Copy a git repo into a VM, and get the guest's edits back as a patch").addHelpText(
     'after',
     `
 Examples:
@@ -173,16 +193,24 @@ adds untracked files that are not ignored. Ignored files (.env, build output) ne
 
   workspace
     .command('export')
-    .description("Print a patch of everything changed in the guest repo since the base (never changes the guest repo)")
+    .description('Print a patch of everything changed in the guest repo since the base (never changes the guest repo)')
     .argument('<vm>', 'name or id')
     .option('--base-commit <ref>', 'diff against this commit (default: the one the workspace was prepared from)')
     .option('-o, --output <file>', 'write the patch to a file instead of stdout')
     .option('--stat', 'list the changed files instead of printing the patch')
-    .addHelpText('after', '\nThe patch is binary-safe and includes commits made in the guest, uncommitted edits,\nnew files, deletions and mode changes: apply it with `git apply --binary` (or `git apply`).')
+    .addHelpText(
+      'after',
+      '\nThe patch is binary-safe and includes commits made in the guest, uncommitted edits,\nnew files, deletions and mode changes: apply it with `git apply --binary` (or `git apply`).',
+    )
     .action(async (ref, options, command) => {
       const cli = createContext(command);
       const stat = options.stat === true;
-      const result = await exportWorkspace(cli, ref, { baseCommit: options.baseCommit, output: options.output, stat, capture: cli.out.json && !stat && options.output === undefined });
+      const result = await exportWorkspace(cli, ref, {
+        baseCommit: options.baseCommit,
+        output: options.output,
+        stat,
+        capture: cli.out.json && !stat && options.output === undefined,
+      });
       if (cli.out.json) {
         cli.out.result({ ...result, ...(options.output === undefined ? {} : { output: resolve(options.output) }) }, () => '');
         return;

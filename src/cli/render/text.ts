@@ -18,9 +18,7 @@ export function table(rows: readonly (readonly string[])[]): string {
       widths[i] = Math.max(widths[i] ?? 0, cell.length);
     });
   }
-  return rows
-    .map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  '))
-    .join('\n');
+  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ')).join('\n');
 }
 
 /** 1536 -> "1.5 KiB", 26713492 -> "25.5 MiB". */

@@ -29,7 +29,7 @@ function comparePart(a: string, b: string): number {
     while (a[i] === '0') i++;
     while (b[j] === '0') j++;
     while (/[0-9]/.test(a[i] ?? '') && /[0-9]/.test(b[j] ?? '')) {
-      if (firstDiff === 0) firstDiff = (a.charCodeAt(i) - b.charCodeAt(j));
+      if (firstDiff === 0) firstDiff = a.charCodeAt(i) - b.charCodeAt(j);
       i++;
       j++;
     }

@@ -32,7 +32,8 @@ export class ExecService {
   }
 
   async exec(params: ExecParams, io: ClientStream, ctx: OpContext): Promise<{ exitCode: number; signal: string | null }> {
-    if (params.command.length === 0) throw new BangerError('ERR_USAGE', 'no command given', { hint: 'put the command after --, e.g. banger vm exec box -- ls' });
+    if (params.command.length === 0)
+      throw new BangerError('ERR_USAGE', 'no command given', { hint: 'put the command after --, e.g. banger vm exec box -- ls' });
     const vm = this.#deps.vms.find(params.ref);
     const workspace = vm.workspace;
     // The host-side git check runs while the guest starts the command; only re-preparing waits for it.
@@ -40,7 +41,9 @@ export class ExecService {
     if (workspace !== null && params.autoPrepare === true) {
       const head = await stale;
       if (head !== undefined) {
-        io.notice(`workspace ${vm.name}:${workspace.guestPath} is behind ${workspace.sourcePath} (${workspace.sourceHead.slice(0, 12)} → ${head.slice(0, 12)}): preparing it again`);
+        io.notice(
+          `workspace ${vm.name}:${workspace.guestPath} is behind ${workspace.sourcePath} (${workspace.sourceHead.slice(0, 12)} → ${head.slice(0, 12)}): preparing it again`,
+        );
         await this.#deps.workspaces.prepare(
           {
             ref: vm.id,

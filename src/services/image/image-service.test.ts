@@ -42,7 +42,14 @@ function setup(buildRoot: RootBuilder): { service: ImageService; imagesDir: stri
   const kernelsRepo = new KernelsRepo(store);
   kernelsRepo.insert({ id: 'kern1', name: 'k', state: 'ready', source: 'import', version: null, spec: { modules: [], initHash: 'x' } });
   const kernels = new KernelService({ layout, kernels: kernelsRepo, mirror: 'http://unused', env: {} });
-  const service = new ImageService({ layout, images: new ImagesRepo(store), kernels, mirror: 'http://unused', buildRoot, catalog: [entry('one'), entry('two')] });
+  const service = new ImageService({
+    layout,
+    images: new ImagesRepo(store),
+    kernels,
+    mirror: 'http://unused',
+    buildRoot,
+    catalog: [entry('one'), entry('two')],
+  });
   return { service, imagesDir: layout.imagesDir };
 }
 
@@ -113,5 +120,8 @@ test('a cancelled build leaves nothing either', async () => {
 
 test('unknown catalog names are a clear error', async () => {
   const { service } = setup(tinyTree);
-  await assert.rejects(service.pull('three', ctx()), (e: unknown) => e instanceof BangerError && e.code === 'ERR_NOT_FOUND' && (e.hint ?? '').includes('catalog images: one, two'));
+  await assert.rejects(
+    service.pull('three', ctx()),
+    (e: unknown) => e instanceof BangerError && e.code === 'ERR_NOT_FOUND' && (e.hint ?? '').includes('catalog images: one, two'),
+  );
 });

@@ -67,7 +67,12 @@ export class ImageService {
   }
 
   catalog(): { name: string; description: string; kernel: string; pulled: boolean }[] {
-    return this.#catalog.map((e) => ({ name: e.name, description: e.description, kernel: e.kernel, pulled: this.#deps.images.getByName(e.name) !== undefined }));
+    return this.#catalog.map((e) => ({
+      name: e.name,
+      description: e.description,
+      kernel: e.kernel,
+      pulled: this.#deps.images.getByName(e.name) !== undefined,
+    }));
   }
 
   /** Whether `name` can be pulled (vm create auto-pulls catalog images). */
@@ -102,7 +107,8 @@ export class ImageService {
     const { kernel } = await this.#deps.kernels.pull(entry.kernel, ctx);
     const build =
       this.#deps.buildRoot ??
-      ((e: ImageCatalogEntry, target: string, c: OpContext) => buildDebianRoot(e, this.#deps.mirror, target, join(this.#deps.layout.cacheDir, names.APT_CACHE_DIR), c));
+      ((e: ImageCatalogEntry, target: string, c: OpContext) =>
+        buildDebianRoot(e, this.#deps.mirror, target, join(this.#deps.layout.cacheDir, names.APT_CACHE_DIR), c));
     const id = newId();
     return publishStaged(
       this.#deps.layout.imagesDir,
@@ -138,7 +144,9 @@ export class ImageService {
       throw new BangerError('ERR_INVALID_ARGUMENT', `"${name}" is not a valid image name`, { hint: 'use lowercase letters, digits, dots and dashes' });
     }
     if (this.#deps.images.getByName(name) !== undefined) {
-      throw new BangerError('ERR_ALREADY_EXISTS', `an image named "${name}" already exists`, { hint: `delete it first with \`banger image delete ${name}\`, or pick another name` });
+      throw new BangerError('ERR_ALREADY_EXISTS', `an image named "${name}" already exists`, {
+        hint: `delete it first with \`banger image delete ${name}\`, or pick another name`,
+      });
     }
     assertExt4(rootfs);
     const kernel = this.#deps.kernels.find(kernelRef);
@@ -180,7 +188,9 @@ export class ImageService {
     const image = this.find(ref);
     const users = this.#deps.images.vmsUsing(image.id);
     if (users.length > 0) {
-      throw new BangerError('ERR_IN_USE', `image ${image.name} is used by VM${users.length > 1 ? 's' : ''} ${users.join(', ')}`, { hint: 'delete those VMs first' });
+      throw new BangerError('ERR_IN_USE', `image ${image.name} is used by VM${users.length > 1 ? 's' : ''} ${users.join(', ')}`, {
+        hint: 'delete those VMs first',
+      });
     }
     this.#deps.images.delete(image.id);
     if (image.spec.managed) rmSync(this.dir(image), { recursive: true, force: true });
@@ -190,7 +200,6 @@ export class ImageService {
   sweepStaging(): void {
     sweepStaging(this.#deps.layout.imagesDir);
   }
-
 }
 
 /** Refuses anything that is not a readable ext2/3/4 filesystem image. */

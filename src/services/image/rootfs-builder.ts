@@ -73,7 +73,9 @@ export async function packExt4(dir: string, image: string, ctx: OpContext): Prom
   ctx.progress('pack', 'packing the root into an ext4 image');
   const used = await directoryBytes(dir);
   const size = Math.ceil((used * 1.2 + 128 * 1024 * 1024) / (1024 * 1024)) * 1024 * 1024;
-  await runCommand('mkfs.ext4', ['-q', '-F', '-L', 'banger-image', '-E', 'lazy_itable_init=0', '-d', dir, image, `${size / (1024 * 1024)}M`], { signal: ctx.signal });
+  await runCommand('mkfs.ext4', ['-q', '-F', '-L', 'banger-image', '-E', 'lazy_itable_init=0', '-d', dir, image, `${size / (1024 * 1024)}M`], {
+    signal: ctx.signal,
+  });
   return size;
 }
 

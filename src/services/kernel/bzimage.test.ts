@@ -8,7 +8,11 @@ import { extractVmlinux } from './bzimage.js';
 function bzImage(payloadContent: Buffer): Buffer {
   const setupSects = 1;
   const protectedMode = (setupSects + 1) * 512;
-  const block = Buffer.concat([Buffer.from([payloadContent.length >= 15 ? 0xf0 : payloadContent.length << 4]), ...(payloadContent.length >= 15 ? [Buffer.from([payloadContent.length - 15])] : []), payloadContent]);
+  const block = Buffer.concat([
+    Buffer.from([payloadContent.length >= 15 ? 0xf0 : payloadContent.length << 4]),
+    ...(payloadContent.length >= 15 ? [Buffer.from([payloadContent.length - 15])] : []),
+    payloadContent,
+  ]);
   const payload = Buffer.concat([
     Buffer.from([0x02, 0x21, 0x4c, 0x18]),
     Buffer.from(Uint32Array.of(block.length).buffer),
@@ -36,7 +40,10 @@ test('a vmlinux ELF passes through unchanged', () => {
 
 test('non-kernels and non-LZ4 payloads are clear errors', () => {
   const check = (image: Buffer, pattern: RegExp): void => {
-    assert.throws(() => extractVmlinux(image), (e: unknown) => e instanceof BangerError && e.code === 'ERR_INVALID_ARGUMENT' && pattern.test(e.message));
+    assert.throws(
+      () => extractVmlinux(image),
+      (e: unknown) => e instanceof BangerError && e.code === 'ERR_INVALID_ARGUMENT' && pattern.test(e.message),
+    );
   };
   check(Buffer.alloc(4096), /not a bzImage/);
   const gzipped = bzImage(elf);

@@ -23,7 +23,12 @@ export async function unpackDebData(debPath: string, dest: string, paths: readon
     tar.on('error', reject);
     tar.on('close', (code) => {
       if (code === 0) resolve();
-      else reject(new BangerError('ERR_HOST_COMMAND_FAILED', `unpacking ${debPath} failed: ${stderr.trim()}`, { hint: 'the download may be corrupt; delete the cache and pull again' }));
+      else
+        reject(
+          new BangerError('ERR_HOST_COMMAND_FAILED', `unpacking ${debPath} failed: ${stderr.trim()}`, {
+            hint: 'the download may be corrupt; delete the cache and pull again',
+          }),
+        );
     });
     tar.stdin.on('error', () => undefined);
     tar.stdin.end(data.data);

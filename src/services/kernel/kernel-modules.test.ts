@@ -80,5 +80,16 @@ test('a missing module or a cycle is an error that says which', () => {
     (e: unknown) => e instanceof BangerError && e.message.includes('kernel module virtio_ring not found (needed by virtio_net)'),
   );
   const cyclic: Record<string, string[]> = { a: ['b'], b: ['a'] };
-  assert.throws(() => resolveLoadOrder(['a'], new Map([['a', 'a'], ['b', 'b']]), (p) => cyclic[p] ?? []), /cycle: a -> b -> a/);
+  assert.throws(
+    () =>
+      resolveLoadOrder(
+        ['a'],
+        new Map([
+          ['a', 'a'],
+          ['b', 'b'],
+        ]),
+        (p) => cyclic[p] ?? [],
+      ),
+    /cycle: a -> b -> a/,
+  );
 });

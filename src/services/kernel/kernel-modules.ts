@@ -71,11 +71,7 @@ export function indexModuleTree(root: string): Map<string, string> {
  * The wanted modules plus everything they depend on, dependencies first.
  * `dependsOf` returns a module's direct dependencies (from its modinfo).
  */
-export function resolveLoadOrder(
-  wanted: readonly string[],
-  available: ReadonlyMap<string, string>,
-  dependsOf: (path: string) => string[],
-): KernelModule[] {
+export function resolveLoadOrder(wanted: readonly string[], available: ReadonlyMap<string, string>, dependsOf: (path: string) => string[]): KernelModule[] {
   const ordered: KernelModule[] = [];
   const state = new Map<string, 'visiting' | 'done'>();
   const visit = (name: string, chain: string[]): void => {

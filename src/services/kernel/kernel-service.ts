@@ -69,7 +69,11 @@ export class KernelService {
   }
 
   catalog(): { name: string; description: string; pulled: boolean }[] {
-    return KERNEL_CATALOG.map((entry) => ({ name: entry.name, description: entry.description, pulled: this.#deps.kernels.getByName(entry.name) !== undefined }));
+    return KERNEL_CATALOG.map((entry) => ({
+      name: entry.name,
+      description: entry.description,
+      pulled: this.#deps.kernels.getByName(entry.name) !== undefined,
+    }));
   }
 
   /** Pulls a catalog kernel; an already present one is returned as it is. */
@@ -147,7 +151,9 @@ export class KernelService {
       throw new BangerError('ERR_INVALID_ARGUMENT', `"${name}" is not a valid kernel name`, { hint: 'use lowercase letters, digits, dots and dashes' });
     }
     if (this.#deps.kernels.getByName(name) !== undefined) {
-      throw new BangerError('ERR_ALREADY_EXISTS', `a kernel named "${name}" already exists`, { hint: `delete it first with \`banger kernel delete ${name}\`, or pick another name` });
+      throw new BangerError('ERR_ALREADY_EXISTS', `a kernel named "${name}" already exists`, {
+        hint: `delete it first with \`banger kernel delete ${name}\`, or pick another name`,
+      });
     }
     for (const path of [kernelPath, ...(modulesDir === undefined ? [] : [modulesDir])]) {
       if (!existsSync(path)) throw new BangerError('ERR_NOT_FOUND', `${path} does not exist`, { hint: 'paths are read by the daemon; pass absolute paths' });
@@ -166,7 +172,10 @@ export class KernelService {
     await Promise.resolve();
     ctx.signal.throwIfAborted();
 
-    const modules = moduleTree === undefined ? [] : resolveLoadOrder(GUEST_MODULES, indexModuleTree(moduleTree), (path) => dependsFromModinfo(readModinfo(readFileSync(path))));
+    const modules =
+      moduleTree === undefined
+        ? []
+        : resolveLoadOrder(GUEST_MODULES, indexModuleTree(moduleTree), (path) => dependsFromModinfo(readModinfo(readFileSync(path))));
     const modulesDir = join(staging, names.KERNEL_MODULES_DIR);
     mkdirSync(modulesDir);
     for (const module of modules) copyFileSync(module.path, join(modulesDir, `${module.name}.ko`));

@@ -13,13 +13,57 @@ export function validateVmName(name: string): void {
   }
 }
 
-const ADJECTIVES = ['brisk', 'calm', 'eager', 'fuzzy', 'gentle', 'happy', 'jolly', 'keen', 'lucky', 'mellow', 'nimble', 'proud', 'quiet', 'rapid', 'sunny', 'tidy', 'vivid', 'witty', 'zesty', 'bold'];
-const NOUNS = ['otter', 'falcon', 'badger', 'heron', 'lynx', 'marten', 'newt', 'puffin', 'quokka', 'raven', 'stoat', 'tapir', 'walrus', 'yak', 'zebu', 'ibis', 'koala', 'lemur', 'moose', 'panda'];
+const ADJECTIVES = [
+  'brisk',
+  'calm',
+  'eager',
+  'fuzzy',
+  'gentle',
+  'happy',
+  'jolly',
+  'keen',
+  'lucky',
+  'mellow',
+  'nimble',
+  'proud',
+  'quiet',
+  'rapid',
+  'sunny',
+  'tidy',
+  'vivid',
+  'witty',
+  'zesty',
+  'bold',
+];
+const NOUNS = [
+  'otter',
+  'falcon',
+  'badger',
+  'heron',
+  'lynx',
+  'marten',
+  'newt',
+  'puffin',
+  'quokka',
+  'raven',
+  'stoat',
+  'tapir',
+  'walrus',
+  'yak',
+  'zebu',
+  'ibis',
+  'koala',
+  'lemur',
+  'moose',
+  'panda',
+];
 
 export function generateVmName(taken: (name: string) => boolean): string {
   for (let attempt = 0; attempt < 50; attempt++) {
     const name = `${ADJECTIVES[randomInt(ADJECTIVES.length)] ?? 'vm'}-${NOUNS[randomInt(NOUNS.length)] ?? 'box'}`;
     if (!taken(name)) return name;
   }
-  return `vm-${randomInt(16 ** 6).toString(16).padStart(6, '0')}`;
+  return `vm-${randomInt(16 ** 6)
+    .toString(16)
+    .padStart(6, '0')}`;
 }

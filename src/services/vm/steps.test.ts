@@ -56,7 +56,19 @@ test('a cancelled operation stops before the next step and rolls back', async ()
   const events: string[] = [];
   const controller = new AbortController();
   const ctx = { ...context([]), signal: controller.signal };
-  const cancelling: Step = { stage: 'x', detail: 'x', run: () => { events.push('run x'); controller.abort(new Error('cancelled')); return Promise.resolve(); }, rollback: () => { events.push('undo x'); return Promise.resolve(); } };
+  const cancelling: Step = {
+    stage: 'x',
+    detail: 'x',
+    run: () => {
+      events.push('run x');
+      controller.abort(new Error('cancelled'));
+      return Promise.resolve();
+    },
+    rollback: () => {
+      events.push('undo x');
+      return Promise.resolve();
+    },
+  };
   await assert.rejects(runSteps([cancelling, step('y', events)], ctx), /cancelled/);
   assert.deepEqual(events, ['run x', 'undo x']);
 });

@@ -98,11 +98,9 @@ export async function buildWorkDisk(path: string, staging: string, inputs: WorkD
 /** A sparse ext4 of `sizeBytes` populated from `dir`; lazy init keeps it fast to make. */
 async function mkfs(path: string, dir: string, sizeBytes: number, ctx: OpContext): Promise<void> {
   rmSync(path, { force: true });
-  await runCommand(
-    'mkfs.ext4',
-    ['-q', '-F', '-E', 'lazy_itable_init=1,lazy_journal_init=1', '-d', dir, path, `${Math.floor(sizeBytes / (1024 * 1024))}M`],
-    { signal: ctx.signal },
-  );
+  await runCommand('mkfs.ext4', ['-q', '-F', '-E', 'lazy_itable_init=1,lazy_journal_init=1', '-d', dir, path, `${Math.floor(sizeBytes / (1024 * 1024))}M`], {
+    signal: ctx.signal,
+  });
 }
 
 /** Grows a stopped VM's work disk to `sizeBytes` (file, then filesystem). */

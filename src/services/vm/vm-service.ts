@@ -407,7 +407,10 @@ export class VmService {
   consoleTail(vm: VmRecord, lines: number): string[] {
     const path = join(this.vmDir(vm), names.VM_CONSOLE_LOG);
     if (!existsSync(path)) return [];
-    return readFileSync(path, 'utf8').split('\n').filter((l) => l.trim() !== '').slice(-lines);
+    return readFileSync(path, 'utf8')
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .slice(-lines);
   }
 
   /**
@@ -461,7 +464,8 @@ export class VmService {
 
 function validateSpec(spec: VmSpec): void {
   if (!Number.isInteger(spec.vcpu) || spec.vcpu < 1 || spec.vcpu > 64) throw new BangerError('ERR_INVALID_ARGUMENT', `vcpu must be 1-64, got ${spec.vcpu}`);
-  if (!Number.isInteger(spec.memoryMiB) || spec.memoryMiB < 128) throw new BangerError('ERR_INVALID_ARGUMENT', `memory must be at least 128 MiB, got ${spec.memoryMiB}`);
+  if (!Number.isInteger(spec.memoryMiB) || spec.memoryMiB < 128)
+    throw new BangerError('ERR_INVALID_ARGUMENT', `memory must be at least 128 MiB, got ${spec.memoryMiB}`);
   if (!Number.isInteger(spec.diskSizeBytes) || spec.diskSizeBytes < 1024 ** 3) {
     throw new BangerError('ERR_INVALID_ARGUMENT', 'the work disk must be at least 1G');
   }

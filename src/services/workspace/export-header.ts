@@ -33,7 +33,12 @@ export function readExportHeader(stdout: Readable, out: Writable): { done: Promi
       const first = head.indexOf(0x0a);
       const second = first < 0 ? -1 : head.indexOf(0x0a, first + 1);
       if (second < 0) return;
-      const length = Number(head.subarray(first + 1, second).toString('latin1').trim());
+      const length = Number(
+        head
+          .subarray(first + 1, second)
+          .toString('latin1')
+          .trim(),
+      );
       if (!Number.isInteger(length) || length < 0) {
         reject(new Error('export: malformed header from the guest'));
         stdout.destroy();

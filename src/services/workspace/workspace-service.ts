@@ -68,9 +68,13 @@ export class WorkspaceService {
     ctx.progress('inspect', `reading the repo at ${params.sourcePath}`);
     const snapshot = await inspectRepo(params.sourcePath, { includeUntracked: params.includeUntracked === true, mode, signal: ctx.signal });
     if (mode === 'full_copy' && !snapshot.standardGitDir) {
-      throw new BangerError('ERR_INVALID_ARGUMENT', `${snapshot.root} is a linked worktree (its git dir is ${snapshot.gitDir}); full_copy copies only a repo's own .git`, {
-        hint: 'use --mode shallow, or prepare from the main checkout',
-      });
+      throw new BangerError(
+        'ERR_INVALID_ARGUMENT',
+        `${snapshot.root} is a linked worktree (its git dir is ${snapshot.gitDir}); full_copy copies only a repo's own .git`,
+        {
+          hint: 'use --mode shallow, or prepare from the main checkout',
+        },
+      );
     }
     if (params.branch !== undefined) await validateBranchName(snapshot.root, params.branch);
     const from = params.from === undefined ? undefined : await resolveCommit(snapshot.root, params.from, ctx.signal);
@@ -78,43 +82,40 @@ export class WorkspaceService {
 
     const { vm, guest } = await this.#deps.vms.guest(params.ref);
     return this.#guestIo(vm, guest, 'prepare', ctx, async (signal) => {
-        ctx.progress('preflight', `checking ${guestPath} in ${vm.name}`);
-        this.#check(await guest.run(preflightScript(guestPath, { force: params.force === true }), { signal }), vm, guestPath);
+      ctx.progress('preflight', `checking ${guestPath} in ${vm.name}`);
+      this.#check(await guest.run(preflightScript(guestPath, { force: params.force === true }), { signal }), vm, guestPath);
 
-        ctx.progress('metadata', mode === 'shallow' ? 'collecting recent history (shallow)' : 'collecting the whole .git (full_copy)');
-        const metadata = await gitMetadata(snapshot, mode, from === undefined ? [] : [from], signal);
-        try {
-          const files = from === undefined ? snapshot.files : [];
-          const entries = [...metadata.entries, ...workingTreeEntries(snapshot, mode, from !== undefined)];
-          let bytes = 0;
-          const detail = `copying ${files.length} files${from === undefined ? '' : ` (guest checks out ${from.slice(0, 12)})`} into ${vm.name}:${guestPath}`;
-          ctx.progress('upload', detail);
-          const tar = tarStream(entries, (total) => {
-            bytes = total;
-            ctx.progress('upload', detail, { current: total });
-          });
-          const result = await guest.run(
-            importScript({ guestPath, mode, branch: params.branch, from, identity }),
-            { stdin: tar, signal },
-          );
-          this.#check(result, vm, guestPath);
-          const workspace: WorkspaceInfo = {
-            guestPath,
-            sourcePath: snapshot.root,
-            baseCommit: from ?? snapshot.head,
-            sourceHead: snapshot.head,
-            mode,
-            branch: params.branch ?? null,
-            includeUntracked: snapshot.includeUntracked,
-            preparedAt: new Date().toISOString(),
-          };
-          this.#deps.repo.setWorkspace(vm.id, workspace);
-          ctx.log.info({ vm: vm.name, guest_path: guestPath, files: files.length, bytes, mode }, 'workspace prepared');
-          return { vm, workspace, files: files.length, bytes, untrackedSkipped: snapshot.includeUntracked ? 0 : snapshot.untracked };
-        } finally {
-          metadata.dispose();
-        }
-      });
+      ctx.progress('metadata', mode === 'shallow' ? 'collecting recent history (shallow)' : 'collecting the whole .git (full_copy)');
+      const metadata = await gitMetadata(snapshot, mode, from === undefined ? [] : [from], signal);
+      try {
+        const files = from === undefined ? snapshot.files : [];
+        const entries = [...metadata.entries, ...workingTreeEntries(snapshot, mode, from !== undefined)];
+        let bytes = 0;
+        const detail = `copying ${files.length} files${from === undefined ? '' : ` (guest checks out ${from.slice(0, 12)})`} into ${vm.name}:${guestPath}`;
+        ctx.progress('upload', detail);
+        const tar = tarStream(entries, (total) => {
+          bytes = total;
+          ctx.progress('upload', detail, { current: total });
+        });
+        const result = await guest.run(importScript({ guestPath, mode, branch: params.branch, from, identity }), { stdin: tar, signal });
+        this.#check(result, vm, guestPath);
+        const workspace: WorkspaceInfo = {
+          guestPath,
+          sourcePath: snapshot.root,
+          baseCommit: from ?? snapshot.head,
+          sourceHead: snapshot.head,
+          mode,
+          branch: params.branch ?? null,
+          includeUntracked: snapshot.includeUntracked,
+          preparedAt: new Date().toISOString(),
+        };
+        this.#deps.repo.setWorkspace(vm.id, workspace);
+        ctx.log.info({ vm: vm.name, guest_path: guestPath, files: files.length, bytes, mode }, 'workspace prepared');
+        return { vm, workspace, files: files.length, bytes, untrackedSkipped: snapshot.includeUntracked ? 0 : snapshot.untracked };
+      } finally {
+        metadata.dispose();
+      }
+    });
   }
 
   /**
@@ -125,34 +126,40 @@ export class WorkspaceService {
     const recorded = this.#deps.vms.find(params.ref);
     const workspace = recorded.workspace;
     if (workspace === null) {
-      throw new BangerError('ERR_NO_WORKSPACE', `VM ${recorded.name} has no workspace`, { hint: `prepare one: banger vm workspace prepare ${recorded.name} <repo>` });
+      throw new BangerError('ERR_NO_WORKSPACE', `VM ${recorded.name} has no workspace`, {
+        hint: `prepare one: banger vm workspace prepare ${recorded.name} <repo>`,
+      });
     }
     const base = params.baseCommit ?? workspace.baseCommit;
-    if (!isPlausibleRef(base)) throw new BangerError('ERR_UNKNOWN_COMMIT', `"${base}" is not a commit name`, { hint: 'give a commit id, branch or tag of the guest repo' });
+    if (!isPlausibleRef(base))
+      throw new BangerError('ERR_UNKNOWN_COMMIT', `"${base}" is not a commit name`, { hint: 'give a commit id, branch or tag of the guest repo' });
     const { vm, guest } = await this.#deps.vms.guest(params.ref);
     return this.#guestIo(vm, guest, 'export', ctx, async (signal) => {
-        ctx.progress('export', `diffing ${vm.name}:${workspace.guestPath} against ${base.slice(0, 12)}`);
-        const child = await guest.spawn(exportScript(workspace.guestPath, base, { stat: params.stat }));
-        const onAbort = (): void => {
-          void child.signal('KILL').catch(() => undefined).finally(() => {
+      ctx.progress('export', `diffing ${vm.name}:${workspace.guestPath} against ${base.slice(0, 12)}`);
+      const child = await guest.spawn(exportScript(workspace.guestPath, base, { stat: params.stat }));
+      const onAbort = (): void => {
+        void child
+          .signal('KILL')
+          .catch(() => undefined)
+          .finally(() => {
             child.close();
           });
-        };
-        signal.addEventListener('abort', onAbort, { once: true });
-        try {
-          let stderr = '';
-          child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-          child.stdin.end();
-          const header = readExportHeader(child.stdout, out);
-          const [exit, parsed] = await Promise.all([child.exited, header.done]);
-          signal.throwIfAborted();
-          this.#check({ ...exit, stdout: Buffer.alloc(0), stderr }, vm, workspace.guestPath, base);
-          if (parsed === undefined) throw new BangerError('ERR_GUEST_COMMAND_FAILED', `export from ${vm.name} produced no result: ${stderr.trim()}`);
-          return { vm, baseCommit: parsed.base, files: parsed.files, bytes: parsed.patchBytes };
-        } finally {
-          signal.removeEventListener('abort', onAbort);
-        }
-      });
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      try {
+        let stderr = '';
+        child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+        child.stdin.end();
+        const header = readExportHeader(child.stdout, out);
+        const [exit, parsed] = await Promise.all([child.exited, header.done]);
+        signal.throwIfAborted();
+        this.#check({ ...exit, stdout: Buffer.alloc(0), stderr }, vm, workspace.guestPath, base);
+        if (parsed === undefined) throw new BangerError('ERR_GUEST_COMMAND_FAILED', `export from ${vm.name} produced no result: ${stderr.trim()}`);
+        return { vm, baseCommit: parsed.base, files: parsed.files, bytes: parsed.patchBytes };
+      } finally {
+        signal.removeEventListener('abort', onAbort);
+      }
+    });
   }
 
   /**
@@ -205,23 +212,39 @@ export class WorkspaceService {
       case 0:
         return;
       case SCRIPT_EXIT.gitMissing:
-        throw new BangerError('ERR_GUEST_GIT_MISSING', `git is not installed in VM ${vm.name}`, { hint: 'use an image with git (the catalog images have it), or install it in the guest' });
+        throw new BangerError('ERR_GUEST_GIT_MISSING', `git is not installed in VM ${vm.name}`, {
+          hint: 'use an image with git (the catalog images have it), or install it in the guest',
+        });
       case SCRIPT_EXIT.tarMissing:
         throw new BangerError('ERR_GUEST_COMMAND_FAILED', `tar is not installed in VM ${vm.name}`, { hint: 'install tar in the guest' });
       case SCRIPT_EXIT.notBangerWorkspace:
-        throw new BangerError('ERR_WORKSPACE_DIRTY', `${vm.name}:${guestPath} exists and is not a workspace banger prepared`, { hint: 'choose another --guest-path, or pass --force to replace it' });
+        throw new BangerError('ERR_WORKSPACE_DIRTY', `${vm.name}:${guestPath} exists and is not a workspace banger prepared`, {
+          hint: 'choose another --guest-path, or pass --force to replace it',
+        });
       case SCRIPT_EXIT.workspaceChanged:
-        throw new BangerError('ERR_WORKSPACE_DIRTY', `the workspace ${vm.name}:${guestPath} has changes made in the guest; preparing again would discard them`, {
-          hint: `save them first (banger vm workspace export ${vm.name} --output changes.patch), or pass --force to discard them`,
-        });
+        throw new BangerError(
+          'ERR_WORKSPACE_DIRTY',
+          `the workspace ${vm.name}:${guestPath} has changes made in the guest; preparing again would discard them`,
+          {
+            hint: `save them first (banger vm workspace export ${vm.name} --output changes.patch), or pass --force to discard them`,
+          },
+        );
       case SCRIPT_EXIT.unknownCommit:
-        throw new BangerError('ERR_UNKNOWN_COMMIT', `no commit "${base ?? '?'}" in ${vm.name}:${guestPath}`, { hint: 'give a commit the guest repo has (see `git log` in the guest)' });
-      case SCRIPT_EXIT.noRepo:
-        throw new BangerError('ERR_NO_WORKSPACE', `there is no git repo at ${vm.name}:${guestPath} any more`, { hint: `prepare it again: banger vm workspace prepare ${vm.name} <repo>` });
-      default:
-        throw new BangerError('ERR_GUEST_COMMAND_FAILED', `the guest command failed in ${vm.name} (${result.signal ?? `exit ${result.code ?? '?'}`}): ${detail}`, {
-          hint: 'see `banger daemon logs` for the request',
+        throw new BangerError('ERR_UNKNOWN_COMMIT', `no commit "${base ?? '?'}" in ${vm.name}:${guestPath}`, {
+          hint: 'give a commit the guest repo has (see `git log` in the guest)',
         });
+      case SCRIPT_EXIT.noRepo:
+        throw new BangerError('ERR_NO_WORKSPACE', `there is no git repo at ${vm.name}:${guestPath} any more`, {
+          hint: `prepare it again: banger vm workspace prepare ${vm.name} <repo>`,
+        });
+      default:
+        throw new BangerError(
+          'ERR_GUEST_COMMAND_FAILED',
+          `the guest command failed in ${vm.name} (${result.signal ?? `exit ${result.code ?? '?'}`}): ${detail}`,
+          {
+            hint: 'see `banger daemon logs` for the request',
+          },
+        );
     }
   }
 }

@@ -146,7 +146,7 @@ export class FirecrackerApi {
             } catch {
               // not JSON: keep the raw body
             }
-            reject(new BangerError('ERR_VMM_FAILED', `firecracker ${method} ${path} failed (${status}): ${fault}`, { hint: 'see the VM\'s firecracker.log' }));
+            reject(new BangerError('ERR_VMM_FAILED', `firecracker ${method} ${path} failed (${status}): ${fault}`, { hint: "see the VM's firecracker.log" }));
           });
         },
       );

@@ -90,7 +90,10 @@ describe('Firecracker driver against the spec-faithful fake', () => {
       assert.deepEqual(config['machine-config'], { vcpu_count: 2, mem_size_mib: 512, smt: false, track_dirty_pages: false });
       assert.equal(config['boot-source'].kernel_image_path, s.kernel.vmlinux);
       assert.equal(config['boot-source'].initrd_path, s.kernel.initramfs);
-      assert.match(config['boot-source'].boot_args, /banger\.root=\/dev\/vda banger\.upper=\/dev\/vdb banger\.work=\/dev\/vdc banger\.ip=172\.30\.0\.2\/24 banger\.gw=172\.30\.0\.1 banger\.init=minimal/);
+      assert.match(
+        config['boot-source'].boot_args,
+        /banger\.root=\/dev\/vda banger\.upper=\/dev\/vdb banger\.work=\/dev\/vdc banger\.ip=172\.30\.0\.2\/24 banger\.gw=172\.30\.0\.1 banger\.init=minimal/,
+      );
       assert.deepEqual(
         config.drives.map((d) => [d.drive_id, d.path_on_host, d.is_read_only, d.is_root_device]),
         [
@@ -129,7 +132,10 @@ describe('Firecracker driver against the spec-faithful fake', () => {
     await assert.rejects(driver.start(missing), (e: unknown) => {
       assert.ok(e instanceof BangerError);
       assert.equal(e.code, 'ERR_VMM_FAILED');
-      assert.match(e.message, /^firecracker PUT \/boot-source failed \(400\): Boot source error: The kernel file cannot be opened: No such file or directory \(os error 2\)$/);
+      assert.match(
+        e.message,
+        /^firecracker PUT \/boot-source failed \(400\): Boot source error: The kernel file cannot be opened: No such file or directory \(os error 2\)$/,
+      );
       return true;
     });
     const socket = join(missing.runDir, API_SOCKET);
@@ -159,7 +165,11 @@ describe('Firecracker driver against the spec-faithful fake', () => {
         /unknown field `bogus`, expected one of `iface_id`, `host_dev_name`/,
       );
       await assert.rejects(api.putVsock({ guest_cid: 2, uds_path: '/x' }), /Invalid guest CID/);
-      assert.deepEqual(await api.getMachineConfig(), { vcpu_count: 1, mem_size_mib: 128, smt: false, track_dirty_pages: false }, 'failed updates change nothing');
+      assert.deepEqual(
+        await api.getMachineConfig(),
+        { vcpu_count: 1, mem_size_mib: 128, smt: false, track_dirty_pages: false },
+        'failed updates change nothing',
+      );
     } finally {
       fake.close();
     }
@@ -168,7 +178,10 @@ describe('Firecracker driver against the spec-faithful fake', () => {
   test('refuses to start without usable KVM, starting nothing', async () => {
     const driver = new FirecrackerDriver({ binary: fakeBinary, kvm: () => ({ kind: 'pvm' }) });
     const s = spec();
-    await assert.rejects(driver.start(s), (e: unknown) => e instanceof BangerError && e.code === 'ERR_KVM_UNAVAILABLE' && e.message.includes('this host\'s /dev/kvm is pvm'));
+    await assert.rejects(
+      driver.start(s),
+      (e: unknown) => e instanceof BangerError && e.code === 'ERR_KVM_UNAVAILABLE' && e.message.includes("this host's /dev/kvm is pvm"),
+    );
     assert.throws(() => lstatSync(join(s.runDir, API_SOCKET)), /ENOENT/);
   });
 

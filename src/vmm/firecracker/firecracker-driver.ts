@@ -41,15 +41,7 @@ export class FirecrackerDriver implements VmmDriver {
   }
 
   bootArgs(spec: LaunchSpec): string {
-    return [
-      'console=ttyS0',
-      'reboot=k',
-      'panic=1',
-      'pci=off',
-      'quiet',
-      'cryptomgr.notests',
-      ...initramfsArgs(spec),
-    ].join(' ');
+    return ['console=ttyS0', 'reboot=k', 'panic=1', 'pci=off', 'quiet', 'cryptomgr.notests', ...initramfsArgs(spec)].join(' ');
   }
 
   /** Configures a freshly started Firecracker through its API and boots the guest. */
