@@ -206,9 +206,7 @@ export class GuestConnection {
       `unset banger_line`,
       `eval "$banger_script"`,
     ].join('\n');
-    const ready = this.#open(script, undefined).catch(() => undefined);
-    // A spare nobody took must not keep the connection busy after it closed.
-    return ready;
+    return this.#open(script, undefined).catch(() => undefined);
   }
 
   /** Opens a channel running `script`, and waits for its `banger-ready <pid>` line. */

@@ -16,9 +16,13 @@ export interface GitResult {
 
 const MAX_OUTPUT = 512 * 1024 * 1024;
 
-export function git(cwd: string, args: readonly string[], options: { signal?: AbortSignal | undefined; env?: NodeJS.ProcessEnv } = {}): Promise<GitResult> {
+export function git(
+  cwd: string,
+  args: readonly string[],
+  options: { signal?: AbortSignal | undefined; env?: NodeJS.ProcessEnv; input?: Buffer | undefined } = {},
+): Promise<GitResult> {
   return new Promise((resolve, reject) => {
-    execFile(
+    const child = execFile(
       'git',
       ['-c', 'core.quotePath=false', '-c', 'color.ui=false', '--no-pager', ...args],
       {
@@ -43,12 +47,14 @@ export function git(cwd: string, args: readonly string[], options: { signal?: Ab
         resolve({ code: typeof error?.code === 'number' ? error.code : 0, stdout, stderr: stderr.toString() });
       },
     );
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(options.input);
   });
 }
 
 /** Runs git and returns stdout, or throws ERR_HOST_COMMAND_FAILED with git's message. */
-export async function gitOk(cwd: string, args: readonly string[], signal?: AbortSignal): Promise<Buffer> {
-  const result = await git(cwd, args, { signal });
+export async function gitOk(cwd: string, args: readonly string[], signal?: AbortSignal, input?: Buffer): Promise<Buffer> {
+  const result = await git(cwd, args, { signal, input });
   if (result.code !== 0) {
     throw new BangerError(
       'ERR_HOST_COMMAND_FAILED',

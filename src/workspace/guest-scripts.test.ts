@@ -48,8 +48,15 @@ describe('guest scripts', { timeout: 60_000 }, () => {
     for (const script of [
       preflightScript('/root/repo', { force: false }),
       preflightScript('/root/repo', { force: true }),
-      importScript({ guestPath: '/root/a/repo', mode: 'shallow', branch: undefined, from: undefined, identity }),
-      importScript({ guestPath: '/root/repo', mode: 'full_copy', branch: 'feat', from: 'abc', identity: { name: undefined, email: undefined } }),
+      importScript({ guestPath: '/root/a/repo', mode: 'shallow', branch: undefined, from: undefined, identity, workingTree: 'a'.repeat(40) }),
+      importScript({
+        guestPath: '/root/repo',
+        mode: 'full_copy',
+        branch: 'feat',
+        from: 'abc',
+        identity: { name: undefined, email: undefined },
+        workingTree: undefined,
+      }),
       exportScript('/root/repo', 'HEAD', { stat: true }),
       execScript(['echo', "it's", '$(x)'], '/root/repo'),
     ]) {
@@ -58,7 +65,9 @@ describe('guest scripts', { timeout: 60_000 }, () => {
     }
     assert.match(miseTrustLine("/root/it's"), /^if command -v mise >\/dev\/null 2>&1; then mise trust --quiet --all '\/root\/it'\\''s' .*\|\| true; fi$/);
     assert.ok(
-      importScript({ guestPath: '/root/repo', mode: 'shallow', branch: undefined, from: undefined, identity }).includes(miseTrustLine('/root/repo')),
+      importScript({ guestPath: '/root/repo', mode: 'shallow', branch: undefined, from: undefined, identity, workingTree: undefined }).includes(
+        miseTrustLine('/root/repo'),
+      ),
       'prepare trusts mise configs',
     );
   });

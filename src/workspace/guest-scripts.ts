@@ -96,6 +96,8 @@ export interface ImportOptions {
   from: string | undefined;
   /** The host's git identity, set on the guest repo unless it has its own. */
   identity: { name: string | undefined; email: string | undefined };
+  /** The working tree's tree id when the host already knows it (shallow); else the guest computes it. */
+  workingTree: string | undefined;
 }
 
 /**
@@ -142,17 +144,22 @@ export function importScript(options: ImportOptions): string {
         'git checkout-index -a -f -u -q',
         `if [ -s .git/${DELETED_LIST} ]; then xargs -0 rm -f -- < .git/${DELETED_LIST}; fi`,
         // Files only (directories come with them): --unlink-first replaces a symlink or file in the way instead of writing through it.
-        `if [ -d .git/${OVERLAY_DIR} ]; then (cd .git/${OVERLAY_DIR} && find . ! -type d -print0 | tar --null -T - -cf -) | tar --unlink-first -xf -; fi`,
+        // Only files laid over the checkout (or removed) need their index entries refreshed.
+        `if [ -d .git/${OVERLAY_DIR} ] || [ -s .git/${DELETED_LIST} ]; then`,
+        `  if [ -d .git/${OVERLAY_DIR} ]; then (cd .git/${OVERLAY_DIR} && find . ! -type d -print0 | tar --null -T - -cf -) | tar --unlink-first -xf -; fi`,
+        '  git update-index -q --refresh >/dev/null 2>&1 || true',
+        'fi',
         `rm -rf .git/${OVERLAY_DIR} .git/${DELETED_LIST}`,
       );
+    } else {
+      lines.push('git update-index -q --refresh >/dev/null 2>&1 || true');
     }
-    lines.push('git update-index -q --refresh >/dev/null 2>&1 || true');
     if (options.branch !== undefined) lines.push(`git checkout -q -b ${shellQuote(options.branch)}`);
   }
   lines.push(
     'gd=$(git rev-parse --absolute-git-dir)',
     'head=$(git rev-parse HEAD)',
-    'tree=$(banger_tree)',
+    options.workingTree === undefined ? 'tree=$(banger_tree)' : `tree=${shellQuote(options.workingTree)}`,
     `printf '%s %s\\n' "$head" "$tree" > "$gd/${WORKSPACE_MARKER}"`,
     'cd /',
     `rm -rf ${p}`,

@@ -97,7 +97,13 @@ export class WorkspaceService {
           bytes = total;
           ctx.progress('upload', detail, { current: total });
         });
-        const result = await guest.run(importScript({ guestPath, mode, branch: params.branch, from, identity }), { stdin: tar, signal });
+        // However the import ends, the archive stops reading files (and closes the one it has open).
+        const result = await guest
+          .run(importScript({ guestPath, mode, branch: params.branch, from, identity, workingTree: from === undefined ? metadata.workingTree : undefined }), {
+            stdin: tar,
+            signal,
+          })
+          .finally(() => tar.destroy());
         this.#check(result, vm, guestPath);
         const workspace: WorkspaceInfo = {
           guestPath,
