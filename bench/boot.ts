@@ -18,33 +18,13 @@ import type { VmInfo, KernelInfo, ImageInfo } from '../src/rpc/methods.js';
 import { QemuDriver } from '../src/vmm/qemu/qemu-driver.js';
 import { detectKvm } from '../src/host/kvm.js';
 import { BangerWorld } from '../test/integration/harness.js';
-import { median } from './helpers.js';
+import { median, sshCommand } from './helpers.js';
 
 const runs = Number(process.argv[2] ?? '3');
 
 async function sshTrue(host: string, key: string, knownHosts: string): Promise<boolean> {
-  const result = spawnSync(
-    'ssh',
-    [
-      '-F',
-      '/dev/null',
-      '-i',
-      key,
-      '-o',
-      `UserKnownHostsFile=${knownHosts}`,
-      '-o',
-      'StrictHostKeyChecking=no',
-      '-o',
-      'BatchMode=yes',
-      '-o',
-      'ConnectTimeout=2',
-      '-o',
-      'LogLevel=ERROR',
-      `root@${host}`,
-      'true',
-    ],
-    { stdio: 'ignore' },
-  );
+  const [program = 'ssh', ...args] = sshCommand(host, key, knownHosts, 'true', { connectTimeoutSeconds: 2 });
+  const result = spawnSync(program, args, { stdio: 'ignore' });
   await Promise.resolve();
   return result.status === 0;
 }

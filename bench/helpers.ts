@@ -33,9 +33,9 @@ export function report(label: string, times: readonly number[], format: (ms: num
 }
 
 /** A fresh system ssh to the guest with banger's key: what a user without banger would run. */
-export function sshCommand(host: string, keyPath: string, knownHosts: string, command: string): string[] {
-  return [
-    'ssh',
+export function sshCommand(host: string, keyPath: string, knownHosts: string, command: string, options: { connectTimeoutSeconds?: number } = {}): string[] {
+  const timeout = options.connectTimeoutSeconds === undefined ? [] : ['-o', `ConnectTimeout=${options.connectTimeoutSeconds}`];
+  const opts = [
     '-F',
     '/dev/null',
     '-i',
@@ -48,9 +48,8 @@ export function sshCommand(host: string, keyPath: string, knownHosts: string, co
     'BatchMode=yes',
     '-o',
     'LogLevel=ERROR',
-    `root@${host}`,
-    command,
   ];
+  return ['ssh', ...opts, ...timeout, `root@${host}`, command];
 }
 
 /** Runs a command line through sh; rejects on a non-zero exit. */

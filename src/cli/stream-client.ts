@@ -2,7 +2,7 @@ import { connect, type Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 
 import { BangerError } from '../rpc/errors.js';
-import { encodeResize, FrameDecoder, FrameKind, newStreamToken, streamHeader, whenWritable, writeFrames, type FrameKindValue } from '../rpc/stream.js';
+import { encodeResize, FrameKind, newStreamToken, readFrames, streamHeader, whenWritable, writeFrames, type FrameKindValue } from '../rpc/stream.js';
 
 /**
  * The client end of a stream connection (src/rpc/stream.ts): opened before
@@ -18,26 +18,16 @@ export class StreamClient {
 
   private constructor(socket: Socket, sinks: { stdout: Writable; stderr: Writable; onNotice: (text: string) => void }) {
     this.#socket = socket;
-    const decoder = new FrameDecoder();
     const sinkFor = (kind: number): Writable | undefined => (kind === FrameKind.stdout ? sinks.stdout : kind === FrameKind.stderr ? sinks.stderr : undefined);
-    socket.on('data', (chunk: Buffer) => {
-      let frames;
-      try {
-        frames = decoder.push(chunk);
-      } catch {
-        socket.destroy();
+    readFrames(socket, (frame) => {
+      if (frame.kind === FrameKind.notice) {
+        sinks.onNotice(frame.payload.toString('utf8'));
         return;
       }
-      for (const frame of frames) {
-        if (frame.kind === FrameKind.notice) {
-          sinks.onNotice(frame.payload.toString('utf8'));
-          continue;
-        }
-        const sink = sinkFor(frame.kind);
-        if (sink !== undefined && !sink.write(frame.payload)) {
-          socket.pause();
-          sink.once('drain', () => socket.resume());
-        }
+      const sink = sinkFor(frame.kind);
+      if (sink !== undefined && !sink.write(frame.payload)) {
+        socket.pause();
+        sink.once('drain', () => socket.resume());
       }
     });
     this.done = new Promise((resolve) => {

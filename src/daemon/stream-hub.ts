@@ -5,7 +5,7 @@ import { Readable, Writable } from 'node:stream';
 import { BangerError } from '../rpc/errors.js';
 import {
   decodeResize,
-  FrameDecoder,
+  readFrames,
   FrameKind,
   STREAM_HEADER_MAX,
   STREAM_HEADER_PREFIX,
@@ -146,23 +146,14 @@ export class SocketClientStream implements ClientStream {
     });
     this.stdout = this.#framed(FrameKind.stdout);
     this.stderr = this.#framed(FrameKind.stderr);
-    const decoder = new FrameDecoder();
-    const onChunk = (chunk: Buffer): void => {
-      let frames;
-      try {
-        frames = decoder.push(chunk);
-      } catch {
-        socket.destroy();
-        return;
-      }
-      for (const frame of frames) this.#onFrame(frame.kind, frame.payload);
-    };
-    socket.on('data', onChunk);
+    const feed = readFrames(socket, (frame) => {
+      this.#onFrame(frame.kind, frame.payload);
+    });
     socket.once('close', () => {
       this.#gone.abort(new BangerError('ERR_CANCELLED', 'the client closed its stream'));
       if (!this.stdin.readableEnded) this.stdin.push(null);
     });
-    if (leftover.length > 0) onChunk(leftover);
+    if (leftover.length > 0) feed(leftover);
     socket.resume();
   }
 

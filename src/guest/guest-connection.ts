@@ -54,6 +54,8 @@ export interface GuestProcess {
   exited: Promise<GuestExit>;
   /** Closes the channel. */
   close(): void;
+  /** Kills the command's process group, then closes the channel; never throws. */
+  kill(): void;
 }
 
 export interface SpawnOptions {
@@ -154,12 +156,7 @@ export class GuestConnection {
     options.signal?.throwIfAborted();
     const child = await this.spawn(script);
     const onAbort = (): void => {
-      void child
-        .signal('KILL')
-        .catch(() => undefined)
-        .finally(() => {
-          child.close();
-        });
+      child.kill();
     };
     options.signal?.addEventListener('abort', onAbort, { once: true });
     try {
@@ -257,21 +254,29 @@ export class GuestConnection {
 
   #process(ready: Ready): GuestProcess {
     const { channel, pid, exited } = ready;
+    const signal = async (name: ForwardedSignal): Promise<void> => {
+      const result = await this.run(`kill -s ${name} -- -${pid} 2>/dev/null || kill -s ${name} ${pid} 2>/dev/null; exit 0`);
+      if (result.code !== 0) throw new BangerError('ERR_GUEST_SSH', `could not signal the guest command: ${result.stderr.trim()}`);
+    };
     return {
       pid,
       stdin: channel,
       stdout: channel,
       stderr: channel.stderr,
-      signal: async (name) => {
-        const result = await this.run(`kill -s ${name} -- -${pid} 2>/dev/null || kill -s ${name} ${pid} 2>/dev/null; exit 0`);
-        if (result.code !== 0) throw new BangerError('ERR_GUEST_SSH', `could not signal the guest command: ${result.stderr.trim()}`);
-      },
+      signal,
       resize: (cols, rows) => {
         channel.setWindow(rows, cols, 0, 0);
       },
       exited,
       close: () => {
         channel.close();
+      },
+      kill: () => {
+        void signal('KILL')
+          .catch(() => undefined)
+          .finally(() => {
+            channel.close();
+          });
       },
     };
   }

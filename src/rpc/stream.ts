@@ -141,3 +141,24 @@ export function whenWritable(socket: Socket): Promise<void> {
     socket.once('close', done);
   });
 }
+
+/**
+ * Decodes the frames arriving on a socket and hands each to `onFrame`; a
+ * protocol error drops the connection. Returns a function that feeds bytes
+ * already read off the socket (they go first).
+ */
+export function readFrames(socket: Socket, onFrame: (frame: Frame) => void): (bytes: Buffer) => void {
+  const decoder = new FrameDecoder();
+  const feed = (chunk: Buffer): void => {
+    let frames: Frame[];
+    try {
+      frames = decoder.push(chunk);
+    } catch {
+      socket.destroy();
+      return;
+    }
+    for (const frame of frames) onFrame(frame);
+  };
+  socket.on('data', feed);
+  return feed;
+}

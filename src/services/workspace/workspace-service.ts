@@ -144,12 +144,7 @@ export class WorkspaceService {
       ctx.progress('export', `diffing ${vm.name}:${workspace.guestPath} against ${base.slice(0, 12)}`);
       const child = await guest.spawn(exportScript(workspace.guestPath, base, { stat: params.stat }));
       const onAbort = (): void => {
-        void child
-          .signal('KILL')
-          .catch(() => undefined)
-          .finally(() => {
-            child.close();
-          });
+        child.kill();
       };
       signal.addEventListener('abort', onAbort, { once: true });
       try {
