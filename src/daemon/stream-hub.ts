@@ -197,10 +197,6 @@ export class SocketClientStream implements ClientStream {
     });
   }
 
-  destroy(): void {
-    this.#socket.destroy();
-  }
-
   #onFrame(kind: FrameKindValue, payload: Buffer): void {
     switch (kind) {
       case FrameKind.stdin:

@@ -166,12 +166,12 @@ export function importScript(options: ImportOptions): string {
     `mkdir -p ${shellQuote(posix.dirname(options.guestPath))}`,
     `mv "$s" ${p}`,
     'trap - EXIT',
-    `if command -v mise >/dev/null 2>&1; then mise trust --quiet --all ${p} >/dev/null 2>&1 || true; fi`,
+    miseTrustLine(options.guestPath),
   );
   return lines.join('\n');
 }
 
-/** The mise trust step alone, for tests and docs: guarded, quiet, never failing. */
+/** Trusts the workspace's mise configs: guarded, quiet, never failing a prepare. */
 export function miseTrustLine(guestPath: string): string {
   return `if command -v mise >/dev/null 2>&1; then mise trust --quiet --all ${shellQuote(guestPath)} >/dev/null 2>&1 || true; fi`;
 }

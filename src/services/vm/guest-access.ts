@@ -43,12 +43,6 @@ export class GuestAccess {
     return opening;
   }
 
-  /** The open connection if there is one; never dials. */
-  existing(vmId: string): GuestConnection | undefined {
-    const connection = this.#connections.get(vmId);
-    return connection?.isOpen === true ? connection : undefined;
-  }
-
   /** Closes the VM's connection: work running on it fails at once (its `closed` signal fires). */
   close(vmId: string): void {
     this.#connections.get(vmId)?.close();
