@@ -13,7 +13,8 @@ import { join } from 'node:path';
 
 import { loadConfig } from '../src/config/load.js';
 import { slotNetwork } from '../src/services/network/slot.js';
-import { HostNetwork } from '../src/services/network/host-network.js';
+import { InProcessOps } from '../src/root-helper/privileged-ops.js';
+import { tapName } from '../src/root-helper/policy.js';
 import type { VmInfo, KernelInfo, ImageInfo } from '../src/rpc/methods.js';
 import { QemuDriver } from '../src/vmm/qemu/qemu-driver.js';
 import { detectKvm } from '../src/host/kvm.js';
@@ -39,8 +40,10 @@ async function main(): Promise<void> {
     const kernel = await world.json<KernelInfo>(['kernel', 'show', image.kernel.id]);
     const config = loadConfig(world.layout.configFile, world.env.HOME ?? '/');
     const net = slotNetwork(config.network, 1);
-    const network = new HostNetwork(config.network);
-    await network.ensureBridge();
+    // The baseline's tap is made the way banger makes it (the bench runs as root).
+    const ops = new InProcessOps({ uid: 0, gid: 0, bridge: config.network.bridge, subnet: config.network.subnet });
+    const tap = tapName(config.network.bridge, 900);
+    await ops.ensureBridge(config.network.bridge, config.network.dnsPort);
     const accel = detectKvm().kind === 'usable' ? 'kvm' : 'tcg';
     const driver = new QemuDriver({ binary: 'qemu-system-x86_64', accel });
     const vmDir = join(world.layout.vmsDir, vm.id);
@@ -50,7 +53,7 @@ async function main(): Promise<void> {
       memoryMiB: vm.spec.memoryMiB,
       kernel: { vmlinux: kernel.files.vmlinux, initramfs: kernel.files.initramfs },
       disks: { image: image.rootfs, upper: join(vmDir, 'upper.ext4'), work: join(vmDir, 'work.ext4') },
-      net: { tap: net.tap, mac: net.mac, guestIp: net.guestIp, prefix: net.prefix, gatewayIp: net.gatewayIp },
+      net: { tap, mac: net.mac, guestIp: net.guestIp, prefix: net.prefix, gatewayIp: net.gatewayIp },
       init: 'minimal',
       vmDir,
       runDir: join(world.root, 'bench-run'),
@@ -59,14 +62,14 @@ async function main(): Promise<void> {
 
     const baseline: number[] = [];
     for (let i = 0; i < runs; i++) {
-      await network.createTap(net.tap);
+      await ops.createTap(tap, 0);
       const started = performance.now();
       const qemu = spawn('qemu-system-x86_64', args, { stdio: 'ignore' });
       while (!(await sshTrue(net.guestIp, world.layout.sshKey, join(world.root, 'bench-known-hosts')))) await new Promise((r) => setTimeout(r, 100));
       baseline.push(performance.now() - started);
       qemu.kill('SIGKILL');
       await new Promise((r) => qemu.on('close', r));
-      await network.deleteTap(net.tap);
+      await ops.deleteTap(tap);
     }
     await world.json(['vm', 'delete', 'bench-base']);
 

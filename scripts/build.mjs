@@ -64,4 +64,17 @@ await build({
   logOverride: { 'empty-import-meta': 'silent' },
   logLevel: 'warning',
 });
+// The root helper is bundled too: `banger system install` copies this one
+// file (with build-info.json) to a root-owned directory, so the root service
+// never runs code from a user-writable checkout.
+await build({
+  entryPoints: [join(dist, 'src', 'root-helper', 'main.js')],
+  outfile: join(dist, 'root-helper.cjs'),
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  logOverride: { 'empty-import-meta': 'silent' },
+  logLevel: 'warning',
+});
 console.log(`built banger ${buildInfo.version} (build ${buildInfo.buildId})`);

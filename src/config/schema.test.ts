@@ -54,6 +54,8 @@ const INVALID: [string, string, string][] = [
   ['public subnet', '[network]\nsubnet = "8.8.8.0/24"', 'network.subnet: "8.8.8.0/24" must be in a private range (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16)'],
   ['subnet prefix', '[network]\nsubnet = "10.0.0.0/8"', 'network.subnet: "10.0.0.0/8" must have a prefix between /16 and /29'],
   ['subnet host bits', '[network]\nsubnet = "172.30.0.1/24"', 'network.subnet: "172.30.0.1/24" has host bits set (use the network address)'],
+  ['dns port privileged', '[network]\ndns_port = 53', 'network.dns_port: expected an unprivileged port (1024-65535), got 53'],
+  ['tap pool negative', '[network]\ntap_pool = -1', 'network.tap_pool: expected an integer between 0 and 32, got -1'],
   ['subnet garbage', '[network]\nsubnet = "lan"', 'network.subnet: "lan" is not an IPv4 CIDR like "172.30.0.0/24"'],
   [
     'bridge name',
@@ -129,7 +131,7 @@ test('an empty file is all defaults', () => {
     vmm: 'auto',
     kernelMirror: 'http://deb.debian.org/debian',
     vmDefaults: {},
-    network: { bridge: 'banger0', subnet: '172.30.0.0/24' },
+    network: { bridge: 'banger0', subnet: '172.30.0.0/24', dnsPort: 42069, tapPool: 2 },
     fileSync: [],
   });
 });
@@ -150,6 +152,8 @@ disk_size = "16GiB"
 [network]
 bridge = "br-banger"
 subnet = "10.77.0.0/16"
+dns_port = 5353
+tap_pool = 0
 
 [[file_sync]]
 host = "~/.aws"
@@ -172,7 +176,7 @@ mode = "755"
     firecrackerBin: '/usr/local/bin/firecracker',
     kernelMirror: 'http://mirror.example/debian',
     vmDefaults: { vcpu: 4, memoryMiB: 2048, diskSizeBytes: 16 * 1024 ** 3 },
-    network: { bridge: 'br-banger', subnet: '10.77.0.0/16' },
+    network: { bridge: 'br-banger', subnet: '10.77.0.0/16', dnsPort: 5353, tapPool: 0 },
     fileSync: [
       { host: '/home/u/.aws', guest: '/root/.aws' },
       { host: '/etc/gitconfig', guest: '/root/.gitconfig', mode: 0o644 },

@@ -35,7 +35,7 @@ export interface BangerConfig {
   firecrackerBin?: string;
   kernelMirror: string;
   vmDefaults: VmDefaultsConfig;
-  network: { bridge: string; subnet: string };
+  network: NetworkSettings;
   fileSync: FileSyncEntry[];
 }
 
@@ -43,6 +43,18 @@ export const DEFAULT_IMAGE = 'debian-bookworm';
 export const DEFAULT_VMM: VmmChoice = 'auto';
 export const DEFAULT_BRIDGE = 'banger0';
 export const DEFAULT_SUBNET = '172.30.0.0/24';
+export const DEFAULT_DNS_PORT = 42069;
+export const DEFAULT_TAP_POOL = 2;
+
+/** `[network]`: the bridge and subnet VMs live on, the daemon's DNS port, and how many idle taps to keep ready. */
+export interface NetworkSettings {
+  bridge: string;
+  subnet: string;
+  /** UDP port of the daemon's DNS (loopback and the bridge address; guests reach it on port 53 by a redirect). */
+  dnsPort: number;
+  /** Idle taps kept ready so a create does not wait for the root helper. */
+  tapPool: number;
+}
 export const DEFAULT_KERNEL_MIRROR = 'http://deb.debian.org/debian';
 export const DEFAULT_FILE_SYNC_MODE = 0o600;
 
@@ -52,7 +64,7 @@ export function defaultConfig(): BangerConfig {
     vmm: DEFAULT_VMM,
     kernelMirror: DEFAULT_KERNEL_MIRROR,
     vmDefaults: {},
-    network: { bridge: DEFAULT_BRIDGE, subnet: DEFAULT_SUBNET },
+    network: { bridge: DEFAULT_BRIDGE, subnet: DEFAULT_SUBNET, dnsPort: DEFAULT_DNS_PORT, tapPool: DEFAULT_TAP_POOL },
     fileSync: [],
   };
 }
@@ -229,7 +241,7 @@ function validateVmDefaults(value: unknown): VmDefaultsConfig {
 
 function validateNetwork(value: unknown): BangerConfig['network'] {
   if (!isTable(value)) throw new Invalid('network', `expected a table, got ${describe(value)}`);
-  rejectUnknown(value, ['bridge', 'subnet'], 'network.');
+  rejectUnknown(value, ['bridge', 'subnet', 'dns_port', 'tap_pool'], 'network.');
   const bridge = str(value, 'bridge', 'network.bridge') ?? DEFAULT_BRIDGE;
   if (!BRIDGE_PATTERN.test(bridge)) {
     throw new Invalid('network.bridge', `expected an interface name of 1-15 letters, digits, "_", "." or "-", got ${describe(bridge)}`);
@@ -237,7 +249,15 @@ function validateNetwork(value: unknown): BangerConfig['network'] {
   const subnet = str(value, 'subnet', 'network.subnet') ?? DEFAULT_SUBNET;
   const problem = subnetProblem(subnet);
   if (problem !== undefined) throw new Invalid('network.subnet', `${describe(subnet)} ${problem}`);
-  return { bridge, subnet };
+  const dnsPort = value.dns_port ?? DEFAULT_DNS_PORT;
+  if (typeof dnsPort !== 'number' || !Number.isInteger(dnsPort) || dnsPort < 1024 || dnsPort > 65_535) {
+    throw new Invalid('network.dns_port', `expected an unprivileged port (1024-65535), got ${describe(dnsPort)}`);
+  }
+  const tapPool = value.tap_pool ?? DEFAULT_TAP_POOL;
+  if (typeof tapPool !== 'number' || !Number.isInteger(tapPool) || tapPool < 0 || tapPool > 32) {
+    throw new Invalid('network.tap_pool', `expected an integer between 0 and 32, got ${describe(tapPool)}`);
+  }
+  return { bridge, subnet, dnsPort, tapPool };
 }
 
 /** Why a subnet is unusable for guests, or undefined when it is fine. */

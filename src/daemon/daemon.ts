@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 
 import { loadConfig } from '../config/load.js';
 import type { BangerConfig } from '../config/schema.js';
@@ -73,10 +73,33 @@ export async function runDaemon(pathEnv: PathEnv = currentPathEnv()): Promise<nu
   const openedStore = store;
   const heldLock = lock;
   const driver = chooseDriver(config, pathEnv.env, log);
-  const services = createServices({ layout, store: openedStore, config, env: pathEnv.env, driver });
-  services.kernels.sweepStaging();
-  services.images.sweepStaging();
-  await services.vms.reconcile(log);
+  const services = createServices({ layout, store: openedStore, config, env: pathEnv.env, driver, log });
+  /** Host state this daemon set up, undone on every exit path (including a startup that fails half-way). */
+  const releaseHostState = async (): Promise<void> => {
+    services.guests.closeAll();
+    await services.dns.close();
+    await services.network.close();
+  };
+  try {
+    services.kernels.sweepStaging();
+    services.images.sweepStaging();
+    await services.dns.listen('127.0.0.1', config.network.dnsPort);
+    await services.vms.reconcile(log);
+  } catch (thrown) {
+    await releaseHostState();
+    openedStore.close();
+    await heldLock.release();
+    logStartupFailure(log, toBangerError(thrown), thrown);
+    return 1;
+  }
+  // Bridge, pool, DNS on the bridge: ready before the next create asks (and
+  // for VMs that outlived the last daemon). The first create ever sets them
+  // up itself; a failure here (no helper yet) is reported to whoever starts a VM.
+  if (existsSync(`/sys/class/net/${config.network.bridge}`)) {
+    services.network.ensureReady().catch((error: unknown) => {
+      log.warn({ err_message: error instanceof Error ? error.message : String(error) }, 'host network not ready yet');
+    });
+  }
   const streams = new StreamHub(log);
   const server: RpcServer = new RpcServer(
     createHandlers({
@@ -105,7 +128,7 @@ export async function runDaemon(pathEnv: PathEnv = currentPathEnv()): Promise<nu
         log.error({ err: error }, 'error while draining requests');
       }
       // VMs keep running; their guest connections are reopened by the next daemon on demand.
-      services.guests.closeAll();
+      await releaseHostState();
       openedStore.close();
       rmSync(layout.socketPath, { force: true });
       await heldLock.release();
@@ -124,6 +147,7 @@ export async function runDaemon(pathEnv: PathEnv = currentPathEnv()): Promise<nu
   } catch (thrown) {
     const error = new BangerError('ERR_DAEMON_START_FAILED', `cannot listen on ${layout.socketPath}`, { cause: thrown });
     logStartupFailure(log, error, thrown);
+    await releaseHostState();
     openedStore.close();
     await heldLock.release();
     return 1;

@@ -20,6 +20,7 @@ const services = createServices({
   config: defaultConfig(),
   env: {},
   driver: new QemuDriver({ binary: '/usr/bin/qemu-system-x86_64', accel: 'tcg' }),
+  log: createDaemonLogger('/dev/null'),
 });
 
 function handlers(requestShutdown: (reason: string) => void = () => undefined): ReturnType<typeof createHandlers> {

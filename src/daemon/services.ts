@@ -1,9 +1,19 @@
-import type { BangerConfig } from '../config/schema.js';
+import { readFileSync } from 'node:fs';
+
+import type { Logger } from 'pino';
+
+import type { BangerConfig, NetworkSettings } from '../config/schema.js';
+import { isRoot } from '../host/command.js';
+import { HelperClient } from '../root-helper/client.js';
+import { InProcessOps, type PrivilegedOps } from '../root-helper/privileged-ops.js';
+import { helperSocketPath } from '../root-helper/protocol.js';
 import type { Layout } from '../config/paths.js';
 import { ExecService } from '../services/exec/exec-service.js';
 import { ImageService } from '../services/image/image-service.js';
 import { KernelService } from '../services/kernel/kernel-service.js';
+import { parseResolvConf, VmDnsServer } from '../services/network/dns-server.js';
 import { HostNetwork } from '../services/network/host-network.js';
+import { slotNetwork } from '../services/network/slot.js';
 import { GuestAccess } from '../services/vm/guest-access.js';
 import { VmService } from '../services/vm/vm-service.js';
 import { WorkspaceService } from '../services/workspace/workspace-service.js';
@@ -20,11 +30,45 @@ export interface Services {
   guests: GuestAccess;
   workspaces: WorkspaceService;
   exec: ExecService;
+  network: HostNetwork;
+  dns: VmDnsServer;
+}
+
+/**
+ * Who makes the privileged host changes: this process when banger runs as
+ * root (same allow-list and checks, in process), the root helper otherwise.
+ * BANGER_ROOT_HELPER_SOCKET points at a helper other than the installed one
+ * (tests run their own).
+ */
+export function privilegedOps(settings: NetworkSettings, env: NodeJS.ProcessEnv): PrivilegedOps {
+  if (isRoot()) return new InProcessOps({ uid: 0, gid: 0, bridge: settings.bridge, subnet: settings.subnet });
+  const uid = process.getuid?.() ?? -1;
+  return new HelperClient(env.BANGER_ROOT_HELPER_SOCKET ?? helperSocketPath(uid));
 }
 
 /** The daemon's composition root: every service built once, each given exactly what it uses. */
-export function createServices(deps: { layout: Layout; store: Store; config: BangerConfig; env: NodeJS.ProcessEnv; driver: VmmDriver }): Services {
-  const { layout, store, config, env } = deps;
+export function createServices(deps: { layout: Layout; store: Store; config: BangerConfig; env: NodeJS.ProcessEnv; driver: VmmDriver; log: Logger }): Services {
+  const { layout, store, config, env, log } = deps;
+  const ops = privilegedOps(config.network, env);
+  // The DNS directory reads VMs lazily: `vms` is built below.
+  const dns = new VmDnsServer({
+    directory: { resolve: (name) => vms.liveAddress(name), mayForward: (address) => vms.natEnabledFor(address) },
+    upstreams: () => hostResolvers(),
+    log,
+  });
+  const network = new HostNetwork({
+    ops,
+    settings: config.network,
+    uid: process.getuid?.() ?? 0,
+    log,
+    // Once the bridge exists: DNS answers on its address too, and the host resolves *.vm through it where it can.
+    afterBridge: async () => {
+      await dns.listen(slotNetwork(config.network, 1).gatewayIp, config.network.dnsPort);
+      const routing = await ops.routeResolver(config.network.bridge, config.network.dnsPort);
+      log.info({ routed: routing.routed }, routing.detail);
+      return routing.routed ? routing.detail : undefined;
+    },
+  });
   const kernels = new KernelService({ layout, kernels: new KernelsRepo(store), mirror: config.kernelMirror, env });
   const images = new ImageService({ layout, images: new ImagesRepo(store), kernels, mirror: config.kernelMirror });
   const vmsRepo = new VmsRepo(store);
@@ -36,7 +80,7 @@ export function createServices(deps: { layout: Layout; store: Store; config: Ban
     images,
     kernels,
     driver: deps.driver,
-    network: new HostNetwork(config.network),
+    network,
     networkConfig: config.network,
     fileSync: config.fileSync,
     defaultImage: config.defaultImage,
@@ -44,5 +88,14 @@ export function createServices(deps: { layout: Layout; store: Store; config: Ban
   });
   const workspaces = new WorkspaceService({ vms, repo: vmsRepo });
   const exec = new ExecService({ vms, workspaces });
-  return { kernels, images, vms, guests, workspaces, exec };
+  return { kernels, images, vms, guests, workspaces, exec, network, dns };
+}
+
+/** The host's own resolvers, where names beyond `.vm` are forwarded for VMs with NAT. */
+function hostResolvers(): string[] {
+  try {
+    return parseResolvConf(readFileSync('/etc/resolv.conf', 'utf8'));
+  } catch {
+    return [];
+  }
 }

@@ -1,7 +1,8 @@
 import { BangerError } from '../rpc/errors.js';
 import type { VmInfo } from '../rpc/methods.js';
 import type { VmService, VmView } from '../services/vm/vm-service.js';
-import { optionalInteger, optionalString, requireInteger, requireString } from './params.js';
+import { VM_NETWORKS } from '../services/network/host-network.js';
+import { optionalBoolean, optionalChoice, optionalInteger, optionalString, requireInteger, requireString } from './params.js';
 import type { DaemonHandlers } from './rpc-server.js';
 
 export type VmHandlers = Pick<
@@ -46,6 +47,8 @@ export function createVmHandlers(vms: VmService): VmHandlers {
             memoryMiB: requireInteger(params, 'memoryMiB'),
             diskSizeBytes: requireInteger(params, 'diskSizeBytes'),
             init,
+            nat: optionalBoolean(params, 'nat') ?? false,
+            network: optionalChoice(params, 'network', VM_NETWORKS) ?? 'isolated',
           },
         },
         ctx,
@@ -64,7 +67,9 @@ export function createVmHandlers(vms: VmService): VmHandlers {
       return { ...vmInfo(view), state: 'stopped', pid: null, accel: null };
     },
     vmSet: async (params) => {
-      const changes: { vcpu?: number; memoryMiB?: number; diskSizeBytes?: number } = {};
+      const changes: { vcpu?: number; memoryMiB?: number; diskSizeBytes?: number; nat?: boolean } = {};
+      const nat = optionalBoolean(params, 'nat');
+      if (nat !== undefined) changes.nat = nat;
       const vcpu = optionalInteger(params, 'vcpu');
       const memoryMiB = optionalInteger(params, 'memoryMiB');
       const diskSizeBytes = optionalInteger(params, 'diskSizeBytes');

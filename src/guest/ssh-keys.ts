@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 
-import { runCommand } from '../host/privileged.js';
+import { runCommand } from '../host/command.js';
 import { BangerError } from '../rpc/errors.js';
 
 /**

@@ -189,13 +189,17 @@ export interface VmSpecInfo {
   memoryMiB: number;
   diskSizeBytes: number;
   init: 'minimal' | 'systemd';
+  /** The guest reaches beyond the host (masqueraded through it). */
+  nat: boolean;
+  /** isolated (default): no other guest is reachable; shared: the guests on the shared network reach each other. */
+  network: 'isolated' | 'shared';
 }
 
 export interface VmRefParams extends ProgressParams {
   ref: string;
 }
 
-export interface VmCreateParams extends ProgressParams, VmSpecInfo {
+export interface VmCreateParams extends ProgressParams, Omit<VmSpecInfo, 'nat' | 'network'>, Partial<Pick<VmSpecInfo, 'nat' | 'network'>> {
   name?: string;
   image?: string;
   /** Prepare the VM without booting it. */
@@ -207,6 +211,8 @@ export interface VmSetParams {
   vcpu?: number;
   memoryMiB?: number;
   diskSizeBytes?: number;
+  /** Applied at once to a running VM. */
+  nat?: boolean;
 }
 
 export interface VmSshTarget {

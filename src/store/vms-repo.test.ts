@@ -14,7 +14,7 @@ after(() => {
   rmSync(root, { recursive: true, force: true });
 });
 
-const spec = { vcpu: 1, memoryMiB: 1024, diskSizeBytes: 8 * 1024 ** 3, init: 'minimal' as const };
+const spec = { vcpu: 1, memoryMiB: 1024, diskSizeBytes: 8 * 1024 ** 3, init: 'minimal' as const, nat: false, network: 'isolated' as const };
 const workspace: WorkspaceInfo = {
   guestPath: '/root/repo',
   sourcePath: '/home/dev/app',

@@ -12,7 +12,16 @@ export interface VmSpec {
   memoryMiB: number;
   diskSizeBytes: number;
   init: InitMode;
+  /** Whether the guest reaches beyond the host (masqueraded); changeable while it runs. */
+  nat: boolean;
+  /** isolated: reaches no other guest; shared: reaches the other guests on the shared network. */
+  network: VmNetwork;
 }
+
+export type VmNetwork = 'isolated' | 'shared';
+
+/** Defaults for spec fields added after a VM was created (its stored JSON lacks them). */
+const SPEC_DEFAULTS: Pick<VmSpec, 'nat' | 'network'> = { nat: false, network: 'isolated' };
 
 export interface VmRecord {
   id: string;
@@ -48,7 +57,7 @@ function fromRow(row: VmRow): VmRecord {
     state: row.state,
     imageId: row.image_id,
     slot: row.slot,
-    spec: JSON.parse(row.spec) as VmSpec,
+    spec: { ...SPEC_DEFAULTS, ...(JSON.parse(row.spec) as Partial<VmSpec>) } as VmSpec,
     lastError: row.last_error,
     workspace: row.workspace === null ? null : (JSON.parse(row.workspace) as WorkspaceInfo),
     createdAt: row.created_at,

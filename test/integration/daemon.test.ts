@@ -336,7 +336,7 @@ describe('runtime dir hardening', () => {
     const world = new BangerWorld();
     try {
       mkdirSync(world.layout.configDir, { recursive: true });
-      writeFileSync(world.layout.configFile, 'vmm = "bochs"\n');
+      world.writeConfig('vmm = "bochs"\n');
       const cli = await world.run(['debug', 'sleep', '1']);
       assert.equal(cli.code, 1);
       assert.match(cli.stderr, /error\[ERR_CONFIG_INVALID\]: bangerd failed to start: .*config\.toml/);

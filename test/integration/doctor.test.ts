@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 
 import Database from 'better-sqlite3';
@@ -104,19 +104,19 @@ describe('banger doctor', () => {
       /^\d+ vcpu \((config|auto|builtin)\) · \d+ MiB \((config|auto|builtin)\) · \d+[MGT] disk \((config|auto|builtin)\)/,
     );
     mkdirSync(world.layout.configDir, { recursive: true });
-    writeFileSync(world.layout.configFile, '[vm_defaults]\nvcpu = 3\n');
+    world.writeConfig('[vm_defaults]\nvcpu = 3\n');
     const withConfig = await doctor(world);
     assert.match(find(withConfig.report, 'vm-defaults').detail, /^3 vcpu \(config\)/);
   });
 
   test('an invalid config fails its check (exit 1) and names the bad key', async () => {
-    writeFileSync(world.layout.configFile, '[vm_defaults]\ncpus = 3\n');
+    world.writeConfig('[vm_defaults]\ncpus = 3\n');
     const { code, report } = await doctor(world);
     assert.equal(code, 1);
     const config = find(report, 'config');
     assert.equal(config.status, 'fail');
     assert.match(config.detail, /unknown key "vm_defaults\.cpus"/);
-    writeFileSync(world.layout.configFile, '');
+    world.writeConfig('');
   });
 
   test('reads an existing store without changing it, and fails one from a newer banger', async () => {

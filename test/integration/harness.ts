@@ -41,6 +41,9 @@ export class BangerWorld {
   /** Bridge of this world's VMs when created with `network: true`. */
   readonly bridge: string | undefined;
 
+  /** This world's [network] table (DNS port, bridge, subnet), kept by writeConfig. */
+  readonly #networkConfig: string;
+
   constructor(options: { runtimeParent?: string; sharedDownloads?: boolean; network?: boolean } = {}) {
     this.root = mkdtempSync(join(tmpdir(), 'banger-it-'));
     this.env = {
@@ -52,16 +55,23 @@ export class BangerWorld {
       XDG_RUNTIME_DIR: options.runtimeParent ?? join(this.root, 'run'),
     };
     this.layout = resolveLayout({ env: this.env, uid: process.getuid?.() ?? 0, home: join(this.root, 'home') });
+    // A DNS port of its own, and with `network` a bridge and subnet of its own, so worlds (and a developer's real banger) never collide.
+    const [a = 0, b = 0, c = 0, d = 0] = randomBytes(4);
+    let network = `[network]\ndns_port = ${20_000 + ((c * 256 + d) % 40_000)}\n`;
     if (options.network === true) {
-      // A bridge and subnet of its own, so worlds (and a developer's real banger) never collide.
-      const tag = randomBytes(2).toString('hex');
-      const [a = 0, b = 0] = randomBytes(2);
-      this.bridge = `bt${tag}`;
-      mkdirSync(this.layout.configDir, { recursive: true });
-      writeFileSync(this.layout.configFile, `[network]\nbridge = "${this.bridge}"\nsubnet = "10.${100 + (a % 100)}.${b}.0/24"\n`);
+      this.bridge = `bt${randomBytes(2).toString('hex')}`;
+      network += `bridge = "${this.bridge}"\nsubnet = "10.${100 + (a % 100)}.${b}.0/24"\n`;
     } else {
       this.bridge = undefined;
     }
+    this.#networkConfig = network;
+    this.writeConfig('');
+  }
+
+  /** Writes config.toml: `text` (top-level keys and tables), then this world's [network] table. */
+  writeConfig(text: string): void {
+    mkdirSync(this.layout.configDir, { recursive: true });
+    writeFileSync(this.layout.configFile, `${text}\n${this.#networkConfig}`);
   }
 
   /** Runs `banger …` to completion; `input` (if any) is its stdin. */

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { requireRoot, runCommand } from '../../host/privileged.js';
+import { runCommand } from '../../host/command.js';
 import type { OpContext } from '../op-context.js';
 import type { ImageCatalogEntry } from './catalog.js';
 
@@ -17,7 +17,6 @@ import type { ImageCatalogEntry } from './catalog.js';
 const MASKED_UNITS = ['e2scrub_reap.service', 'systemd-networkd-wait-online.service', 'getty@tty1.service', 'apt-daily.timer', 'apt-daily-upgrade.timer'];
 
 export async function buildDebianRoot(entry: ImageCatalogEntry, mirror: string, target: string, aptCache: string, ctx: OpContext): Promise<void> {
-  requireRoot('building an image (mmdebstrap)');
   mkdirSync(aptCache, { recursive: true, mode: 0o700 });
   ctx.progress('bootstrap', `installing ${entry.suite} minbase + ${entry.packages.join(', ')}`);
   const args = [

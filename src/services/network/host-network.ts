@@ -1,73 +1,206 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
+import type { Logger } from 'pino';
 
-import { requireRoot, runCommand } from '../../host/privileged.js';
-import { gatewayAddress, type NetworkConfig } from './slot.js';
+import { buildInfo } from '../../build-info.js';
+import type { NetworkSettings } from '../../config/schema.js';
+import type { PrivilegedOps } from '../../root-helper/privileged-ops.js';
+import { BangerError } from '../../rpc/errors.js';
+import { TapPool, type PoolStatus } from './tap-pool.js';
 
-const run = promisify(execFile);
+/** A VM's place on the network while it runs. */
+export interface VmAttachment {
+  tap: string;
+  guestIp: string;
+  nat: boolean;
+  network: VmNetworkName;
+}
+
+export type VmNetworkName = 'isolated' | 'shared';
+export const VM_NETWORKS: readonly VmNetworkName[] = ['isolated', 'shared'];
+
+export interface NetworkStatus {
+  /** Who performs the privileged changes: the root helper, or this (root) daemon itself. */
+  privileged: PrivilegedOps['mode'];
+  bridge: string;
+  subnet: string;
+  dnsPort: number;
+  ready: boolean;
+  resolver: string | null;
+  pool: PoolStatus;
+}
 
 /**
- * The host side of VM networking for now: one bridge carrying the subnet's
- * gateway address, one tap per running VM attached to it. Every call here is
- * privileged and goes through `ip`; the networking work moves them behind the
- * root helper (with NAT, DNS and a tap pool).
+ * The host side of VM networking, as the daemon sees it: the bridge (made
+ * ready once, with banger's nftables tables), taps from the pool, NAT per VM,
+ * and the shared network. Every change goes through PrivilegedOps; this class
+ * decides what to ask for and keeps the pool.
  */
 export class HostNetwork {
-  readonly #config: NetworkConfig;
-  /** Concurrent starts share one bridge setup (two `ip link add` of one name would race). */
-  #bridgeSetup: Promise<void> | undefined;
+  readonly #ops: PrivilegedOps;
+  readonly #settings: NetworkSettings;
+  readonly #log: Logger;
+  readonly #afterBridge: () => Promise<string | undefined>;
+  readonly pool: TapPool;
+  #ready: Promise<void> | undefined;
+  #isReady = false;
+  #forwarding = false;
+  #resolver: string | null = null;
 
-  constructor(config: NetworkConfig) {
-    this.#config = config;
+  /**
+   * `afterBridge` runs once the bridge exists (binding the DNS server to its
+   * address, routing the resolver); it returns a line describing resolver routing.
+   */
+  constructor(deps: { ops: PrivilegedOps; settings: NetworkSettings; uid: number; log: Logger; afterBridge?: () => Promise<string | undefined> }) {
+    this.#ops = deps.ops;
+    this.#settings = deps.settings;
+    this.#log = deps.log;
+    this.#afterBridge = deps.afterBridge ?? (() => Promise.resolve(undefined));
+    this.pool = new TapPool({ ops: deps.ops, bridge: deps.settings.bridge, uid: deps.uid, size: deps.settings.tapPool, log: deps.log });
   }
 
   get bridge(): string {
-    return this.#config.bridge;
+    return this.#settings.bridge;
   }
 
-  /** Creates the bridge with the gateway address if needed. Idempotent; concurrent calls share one setup. */
-  ensureBridge(signal?: AbortSignal): Promise<void> {
-    requireRoot('creating the VM bridge');
-    const setup = (this.#bridgeSetup ??= this.#setUpBridge(signal).finally(() => {
-      this.#bridgeSetup = undefined;
-    }));
-    return setup;
+  get ops(): PrivilegedOps {
+    return this.#ops;
   }
 
-  async #setUpBridge(signal?: AbortSignal): Promise<void> {
-    if (!(await linkExists(this.#config.bridge))) {
-      await ip(['link', 'add', this.#config.bridge, 'type', 'bridge'], signal);
+  status(): NetworkStatus {
+    return {
+      privileged: this.#ops.mode,
+      bridge: this.#settings.bridge,
+      subnet: this.#settings.subnet,
+      dnsPort: this.#settings.dnsPort,
+      ready: this.#isReady,
+      resolver: this.#resolver,
+      pool: this.pool.status(),
+    };
+  }
+
+  /**
+   * Checks the helper (same build, same bridge and subnet as our config),
+   * then makes the bridge and banger's tables ready. Once per daemon;
+   * concurrent callers share it, and a failure lets the next caller retry.
+   */
+  ensureReady(): Promise<void> {
+    this.#ready ??= this.#setUp().catch((error: unknown) => {
+      this.#ready = undefined;
+      throw error;
+    });
+    return this.#ready;
+  }
+
+  async #setUp(): Promise<void> {
+    if (this.#ops.mode === 'helper') {
+      const hello = await this.#ops.hello();
+      const ours = buildInfo();
+      if (hello.buildId !== ours.buildId) {
+        throw new BangerError('ERR_HELPER_MISMATCH', `the root helper is build ${hello.buildId}, this banger is build ${ours.buildId}`, {
+          hint: 'install the helper from this build: `sudo banger system install`',
+        });
+      }
+      if (hello.bridge !== this.#settings.bridge || hello.subnet !== this.#settings.subnet) {
+        throw new BangerError(
+          'ERR_HELPER_MISMATCH',
+          `the root helper lets you use bridge ${hello.bridge} with ${hello.subnet}, but config.toml says ${this.#settings.bridge} with ${this.#settings.subnet}`,
+          { hint: 'run `sudo banger system install` again after changing [network], or set [network] back' },
+        );
+      }
     }
-    const address = gatewayAddress(this.#config);
-    const { stdout } = await run('ip', ['-4', '-o', 'addr', 'show', 'dev', this.#config.bridge]);
-    if (!stdout.includes(` ${address} `)) await ip(['addr', 'add', address, 'dev', this.#config.bridge], signal);
-    await ip(['link', 'set', this.#config.bridge, 'up'], signal);
+    await this.#ops.ensureBridge(this.#settings.bridge, this.#settings.dnsPort);
+    this.#isReady = true;
+    this.#resolver = (await this.#afterBridge()) ?? null;
+    this.pool.refill();
   }
 
-  /** Creates a tap on the bridge, replacing a stale one of the same name. */
-  async createTap(tap: string, signal?: AbortSignal): Promise<void> {
-    requireRoot('creating a tap device');
-    await this.deleteTap(tap);
-    await ip(['tuntap', 'add', 'dev', tap, 'mode', 'tap'], signal);
-    await ip(['link', 'set', tap, 'master', this.#config.bridge], signal);
-    await ip(['link', 'set', tap, 'up'], signal);
+  /** A tap for a VM: from the pool, or created on the spot. */
+  async acquireTap(): Promise<string> {
+    await this.ensureReady();
+    return this.pool.take();
   }
 
-  /** Deletes a tap if it exists. Idempotent. */
-  async deleteTap(tap: string): Promise<void> {
-    if (await linkExists(tap)) await ip(['link', 'del', tap]);
+  /** Puts a VM's tap on its network and turns its NAT on if asked (tap isolated and NAT off are the defaults). */
+  async attach(vm: VmAttachment): Promise<void> {
+    if (vm.network === 'shared') await this.#ops.setTapNetwork(vm.tap, 'shared');
+    if (vm.nat) await this.setNat(vm.guestIp, true);
   }
-}
 
-export async function linkExists(name: string): Promise<boolean> {
-  try {
-    await run('ip', ['link', 'show', 'dev', name]);
-    return true;
-  } catch {
-    return false;
+  /**
+   * Undoes what a run of a VM set up on the host. NAT is removed by guest
+   * address, which derives from the VM's slot, so this works even when the
+   * handles (and so the tap's name) were lost; the tap, when known, is reset
+   * to isolated and returned to the pool.
+   */
+  async detach(guestIp: string, tap: string | undefined): Promise<void> {
+    await this.#ops.setNat(guestIp, false);
+    if (tap === undefined) return;
+    try {
+      await this.#ops.setTapNetwork(tap, 'isolated');
+      await this.pool.give(tap);
+    } catch (error) {
+      // A tap that vanished (or is not ours) cannot go back to the pool.
+      this.pool.forget(tap);
+      await this.#ops.deleteTap(tap).catch(() => undefined);
+      this.#log.warn({ tap, err_message: error instanceof Error ? error.message : String(error) }, 'tap not returned to the pool');
+    }
   }
-}
 
-function ip(args: string[], signal?: AbortSignal): Promise<void> {
-  return runCommand('ip', args, { signal });
+  async setNat(guestIp: string, enabled: boolean): Promise<void> {
+    if (enabled && !this.#forwarding) {
+      await this.#ops.enableForwarding();
+      this.#forwarding = true;
+    }
+    await this.#ops.setNat(guestIp, enabled);
+  }
+
+  /**
+   * At daemon start, with the VMs that are still alive: their taps stay in
+   * use and their NAT is restored if it went missing; every other tap of
+   * ours is adopted into the pool (while it has room) or deleted; NAT for
+   * any other address is removed. Failing to reach the helper is logged, not
+   * fatal: the daemon still serves images and kernels.
+   */
+  async reconcile(live: readonly VmAttachment[]): Promise<void> {
+    let state;
+    try {
+      state = await this.#ops.state();
+    } catch (error) {
+      this.#log.warn({ err_message: error instanceof Error ? error.message : String(error) }, 'reconcile: host network state unavailable');
+      return;
+    }
+    const liveTaps = new Set(live.map((vm) => vm.tap));
+    const idle: string[] = [];
+    for (const tap of state.taps) {
+      if (liveTaps.has(tap.name)) continue;
+      if (tap.owner === (process.getuid?.() ?? -1) && idle.length < this.pool.size) {
+        if (tap.shared) await this.#ops.setTapNetwork(tap.name, 'isolated');
+        idle.push(tap.name);
+      } else {
+        await this.#ops.deleteTap(tap.name);
+        this.#log.info({ tap: tap.name }, 'reconcile: removed a tap no VM uses');
+      }
+    }
+    this.pool.adopt(
+      idle,
+      live.map((vm) => vm.tap),
+    );
+    const natWanted = new Set(live.filter((vm) => vm.nat).map((vm) => vm.guestIp));
+    for (const address of state.natGuests) {
+      if (natWanted.has(address)) continue;
+      await this.#ops.setNat(address, false);
+      this.#log.info({ guest_ip: address }, 'reconcile: removed NAT of a VM that is gone');
+    }
+    for (const address of natWanted) if (!state.natGuests.includes(address)) await this.setNat(address, true);
+  }
+
+  /** At daemon stop: resolver routing is reverted (the bridge, its tables and the pool's taps stay for the next daemon). */
+  async close(): Promise<void> {
+    if (this.#resolver === null) return;
+    try {
+      await this.#ops.revertResolver(this.#settings.bridge);
+    } catch (error) {
+      this.#log.warn({ err_message: error instanceof Error ? error.message : String(error) }, 'could not revert resolver routing');
+    }
+    this.#resolver = null;
+  }
 }

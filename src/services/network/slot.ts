@@ -1,14 +1,14 @@
+import { formatIpv4, gatewayOf, parseSubnet, subnetSize, type Subnet } from '../../host/ipv4.js';
 import { BangerError } from '../../rpc/errors.js';
 
 /**
- * Everything about a VM's network derives from its slot index and the
- * configured bridge and subnet, and is never stored twice: the host (bridge)
- * takes the subnet's first address, slot N takes address N+1, and the tap
- * and MAC are named after the slot.
+ * Everything about a VM's address derives from its slot index and the
+ * configured subnet, and is never stored twice: the host (bridge) takes the
+ * subnet's first address, slot N takes address N+1, and the MAC is named
+ * after the slot. Taps are not: they come from the tap pool (see tap-pool.ts).
  */
 export interface SlotNetwork {
   slot: number;
-  tap: string;
   mac: string;
   guestIp: string;
   gatewayIp: string;
@@ -20,44 +20,38 @@ export interface NetworkConfig {
   subnet: string;
 }
 
-function parseSubnet(subnet: string): { base: number; prefix: number } {
-  const [address = '', prefixText = ''] = subnet.split('/');
-  const octets = address.split('.').map(Number);
-  const base = (((octets[0] ?? 0) << 24) | ((octets[1] ?? 0) << 16) | ((octets[2] ?? 0) << 8) | (octets[3] ?? 0)) >>> 0;
-  return { base, prefix: Number(prefixText) };
-}
-
-function ipv4(n: number): string {
-  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+function subnetOf(text: string): Subnet {
+  const subnet = parseSubnet(text);
+  if (subnet === undefined) throw new BangerError('ERR_CONFIG_INVALID', `network.subnet ${text} is not an IPv4 network address`);
+  return subnet;
 }
 
 /** Slots available in a subnet: every address but network, gateway and broadcast. */
 export function slotCapacity(subnet: string): number {
-  return 2 ** (32 - parseSubnet(subnet).prefix) - 3;
-}
-
-/** The tap name for a slot: the bridge name (at most 8 chars of it) + "t" + slot, within IFNAMSIZ. */
-export function tapName(bridge: string, slot: number): string {
-  return `${bridge.slice(0, 8)}t${slot}`;
+  return subnetSize(subnetOf(subnet)) - 3;
 }
 
 export function slotNetwork(config: NetworkConfig, slot: number): SlotNetwork {
-  const { base, prefix } = parseSubnet(config.subnet);
+  const subnet = subnetOf(config.subnet);
   if (!Number.isInteger(slot) || slot < 1 || slot > slotCapacity(config.subnet)) {
     throw new BangerError('ERR_INVALID_ARGUMENT', `slot ${slot} does not fit in ${config.subnet}`);
   }
   return {
     slot,
-    tap: tapName(config.bridge, slot),
     // Locally administered unicast (0x52), then "ba" for banger, then the slot.
     mac: `52:54:ba:${((slot >> 16) & 255).toString(16).padStart(2, '0')}:${((slot >> 8) & 255).toString(16).padStart(2, '0')}:${(slot & 255).toString(16).padStart(2, '0')}`,
-    guestIp: ipv4(base + slot + 1),
-    gatewayIp: ipv4(base + 1),
-    prefix,
+    guestIp: formatIpv4(subnet.base + slot + 1),
+    gatewayIp: formatIpv4(gatewayOf(subnet)),
+    prefix: subnet.prefix,
   };
 }
 
-export function gatewayAddress(config: NetworkConfig): string {
-  const { base, prefix } = parseSubnet(config.subnet);
-  return `${ipv4(base + 1)}/${prefix}`;
+/** The slot whose guest address is `ip`, or undefined when `ip` is not a guest address of the subnet. */
+export function slotOfAddress(config: NetworkConfig, ip: string): number | undefined {
+  const subnet = subnetOf(config.subnet);
+  const parts = ip.split('.').map(Number);
+  if (parts.length !== 4) return undefined;
+  const value = parts.reduce((acc, part) => acc * 256 + part, 0);
+  const slot = value - subnet.base - 1;
+  return slot >= 1 && slot <= slotCapacity(config.subnet) ? slot : undefined;
 }

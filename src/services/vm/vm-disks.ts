@@ -5,7 +5,7 @@ import { STAGING_PREFIX, VM_UPPER_DISK, VM_WORK_DISK } from '../../config/filena
 import type { FileSyncEntry } from '../../config/schema.js';
 import { MINIMAL_INITTAB, SSHD_DROPIN } from '../../guest/sshd-dropin.js';
 import { generateHostKey } from '../../guest/ssh-keys.js';
-import { runCommand } from '../../host/privileged.js';
+import { runCommand } from '../../host/command.js';
 import type { OpContext } from '../op-context.js';
 
 /**

@@ -17,8 +17,8 @@ import type { InitMode, VmRecord, VmSpec, VmsRepo } from '../../store/vms-repo.j
 import type { VmmDriver } from '../../vmm/driver.js';
 import type { ImageService } from '../image/image-service.js';
 import type { KernelService } from '../kernel/kernel-service.js';
-import type { HostNetwork } from '../network/host-network.js';
-import { slotCapacity, slotNetwork, type NetworkConfig } from '../network/slot.js';
+import { VM_NETWORKS, type HostNetwork, type VmAttachment } from '../network/host-network.js';
+import { slotCapacity, slotNetwork, slotOfAddress, type NetworkConfig } from '../network/slot.js';
 import { KeyedLock } from '../keyed-lock.js';
 import type { OpContext } from '../op-context.js';
 import type { GuestAccess } from './guest-access.js';
@@ -247,6 +247,7 @@ export class VmService {
     const dir = this.vmDir(vm);
     const workDisk = join(dir, names.VM_WORK_DISK);
     const key = await ensureSshKey(this.#deps.layout.sshKey);
+    let tap: string | undefined;
 
     this.#deps.vms.setState(vm.id, 'starting');
     try {
@@ -264,12 +265,12 @@ export class VmService {
           },
           {
             stage: 'network',
-            detail: `network: ${net.tap} on ${this.#deps.network.bridge}, ${net.guestIp}`,
+            detail: `network: ${net.guestIp} on ${this.#deps.network.bridge} (${vm.spec.network}${vm.spec.nat ? ', NAT' : ''})`,
             run: async () => {
-              await this.#deps.network.ensureBridge(ctx.signal);
-              await this.#deps.network.createTap(net.tap, ctx.signal);
+              tap = await this.#deps.network.acquireTap();
+              await this.#deps.network.attach({ tap, guestIp: net.guestIp, nat: vm.spec.nat, network: vm.spec.network });
             },
-            rollback: () => this.#deps.network.deleteTap(net.tap),
+            rollback: () => this.#deps.network.detach(net.guestIp, tap),
           },
           {
             stage: 'boot',
@@ -282,14 +283,14 @@ export class VmService {
                   memoryMiB: vm.spec.memoryMiB,
                   kernel: { vmlinux: kernelFiles.vmlinux, initramfs: kernelFiles.initramfs },
                   disks: { image: image.spec.rootfs, upper: join(dir, names.VM_UPPER_DISK), work: workDisk },
-                  net: { tap: net.tap, mac: net.mac, guestIp: net.guestIp, prefix: net.prefix, gatewayIp: net.gatewayIp },
+                  net: { tap: requireTap(tap), mac: net.mac, guestIp: net.guestIp, prefix: net.prefix, gatewayIp: net.gatewayIp },
                   init: vm.spec.init,
                   vmDir: dir,
                   runDir: this.runDir(vm),
                 },
                 ctx.signal,
               );
-              this.#handles.set(vm.id, dir, { vmm: handle, tap: net.tap });
+              this.#handles.set(vm.id, dir, { vmm: handle, tap: requireTap(tap) });
               ctx.log.info({ vm: vm.name, pid: handle.pid, accel: handle.accel }, 'vmm started');
             },
             rollback: async () => {
@@ -349,7 +350,7 @@ export class VmService {
     this.#deps.guests.close(vm.id);
     const handles = this.#handles.get(vm.id) ?? this.#handles.load(vm.id, this.vmDir(vm));
     if (handles !== undefined) await this.#deps.driver.kill(handles.vmm);
-    await this.#deps.network.deleteTap(handles?.tap ?? slotNetwork(this.#deps.networkConfig, vm.slot).tap);
+    await this.#deps.network.detach(slotNetwork(this.#deps.networkConfig, vm.slot).guestIp, handles?.tap);
     this.#handles.clear(vm.id, this.vmDir(vm));
     rmSync(this.runDir(vm), { recursive: true, force: true });
   }
@@ -387,10 +388,11 @@ export class VmService {
     });
   }
 
-  /** Changes vcpu/memory/disk for the next start; the disk only grows. */
-  set(ref: string, changes: Partial<Pick<VmSpec, 'vcpu' | 'memoryMiB' | 'diskSizeBytes'>>): Promise<VmRecord> {
-    const vm = this.find(ref);
-    return this.#locked(vm.id, () => {
+  /** Changes vcpu/memory/disk for the next start (the disk only grows); NAT applies at once to a running VM. */
+  set(ref: string, changes: Partial<Pick<VmSpec, 'vcpu' | 'memoryMiB' | 'diskSizeBytes' | 'nat'>>): Promise<VmRecord> {
+    const found = this.find(ref);
+    return this.#locked(found.id, async () => {
+      const vm = this.#deps.vms.get(found.id) ?? found;
       const spec = { ...vm.spec, ...changes };
       validateSpec(spec);
       if (spec.diskSizeBytes < vm.spec.diskSizeBytes) {
@@ -398,8 +400,9 @@ export class VmService {
           hint: 'shrinking could lose data; create a new VM for a smaller disk',
         });
       }
+      if (spec.nat !== vm.spec.nat && this.alive(vm)) await this.#deps.network.setNat(slotNetwork(this.#deps.networkConfig, vm.slot).guestIp, spec.nat);
       this.#deps.vms.setSpec(vm.id, spec);
-      return Promise.resolve({ ...vm, spec });
+      return { ...vm, spec };
     });
   }
 
@@ -447,19 +450,53 @@ export class VmService {
    * daemon was down is demoted to stopped and its tap and sockets removed.
    */
   async reconcile(log: OpContext['log']): Promise<void> {
+    const live: VmAttachment[] = [];
     for (const vm of this.#deps.vms.list()) {
       if (vm.state !== 'running' && vm.state !== 'starting' && vm.state !== 'stopping') continue;
       const handles = this.#handles.load(vm.id, this.vmDir(vm));
       if (handles !== undefined && this.#deps.driver.isAlive(handles.vmm)) {
         if (vm.state !== 'running') this.#deps.vms.setState(vm.id, 'running');
+        live.push({ tap: handles.tap, guestIp: slotNetwork(this.#deps.networkConfig, vm.slot).guestIp, nat: vm.spec.nat, network: vm.spec.network });
         log.info({ vm: vm.name, pid: handles.vmm.pid }, 'reconcile: VM still running');
         continue;
       }
-      await this.#cleanupRuntime(vm);
+      try {
+        await this.#cleanupRuntime(vm);
+      } catch (error) {
+        // The host side is swept below (taps and NAT of no live VM); the VM is stopped either way.
+        log.warn({ vm: vm.name, err_message: error instanceof Error ? error.message : String(error) }, 'reconcile: cleanup incomplete');
+      }
       this.#deps.vms.setState(vm.id, 'stopped', 'the VM stopped while the daemon was down');
       log.info({ vm: vm.name }, 'reconcile: VM no longer running, cleaned up');
     }
+    await this.#deps.network.reconcile(live);
   }
+
+  /** The address of the running VM called `name` (for the DNS server), if there is one. */
+  liveAddress(name: string): string | undefined {
+    const vm = this.#deps.vms.list().find((candidate) => candidate.name === name);
+    return vm !== undefined && this.alive(vm) ? slotNetwork(this.#deps.networkConfig, vm.slot).guestIp : undefined;
+  }
+
+  /** Whether `address` belongs to a running VM with NAT on (only those may resolve names beyond `.vm`). */
+  natEnabledFor(address: string): boolean {
+    const slot = slotOfAddress(this.#deps.networkConfig, address);
+    const vm = slot === undefined ? undefined : this.#deps.vms.list().find((candidate) => candidate.slot === slot);
+    return vm !== undefined && vm.spec.nat && this.alive(vm);
+  }
+
+  /** Name and address of every running VM (banger's ssh_config). */
+  liveHosts(): { name: string; ip: string }[] {
+    return this.#deps.vms
+      .list()
+      .filter((vm) => this.alive(vm))
+      .map((vm) => ({ name: vm.name, ip: slotNetwork(this.#deps.networkConfig, vm.slot).guestIp }));
+  }
+}
+
+function requireTap(tap: string | undefined): string {
+  if (tap === undefined) throw new Error('network step did not run');
+  return tap;
 }
 
 function validateSpec(spec: VmSpec): void {
@@ -471,4 +508,6 @@ function validateSpec(spec: VmSpec): void {
   }
   const modes: InitMode[] = ['minimal', 'systemd'];
   if (!modes.includes(spec.init)) throw new BangerError('ERR_INVALID_ARGUMENT', `init must be minimal or systemd, got ${spec.init}`);
+  if (typeof spec.nat !== 'boolean') throw new BangerError('ERR_INVALID_ARGUMENT', 'nat must be true or false');
+  if (!VM_NETWORKS.includes(spec.network)) throw new BangerError('ERR_INVALID_ARGUMENT', `network must be ${VM_NETWORKS.join(' or ')}, got ${spec.network}`);
 }

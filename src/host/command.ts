@@ -3,22 +3,13 @@ import { spawn } from 'node:child_process';
 import { BangerError } from '../rpc/errors.js';
 
 /**
- * The host operations that need root, in one place: building an image root
- * with mmdebstrap (chroot, device nodes, file ownership), and later bridge,
- * tap and nftables work. Today the daemon performs them itself and so must
- * run as root for them; the root helper will take this module's place.
+ * Runs host commands (ip, nft, mkfs.ext4, mmdebstrap, ...) to completion with
+ * their output's tail in the error. Nothing here is privileged: what needs
+ * root goes through PrivilegedOps (src/root-helper/).
  */
 
 export function isRoot(): boolean {
   return process.getuid?.() === 0;
-}
-
-export function requireRoot(what: string): void {
-  if (!isRoot()) {
-    throw new BangerError('ERR_NEEDS_ROOT', `${what} needs root privileges`, {
-      hint: 'run bangerd as root for now (sudo banger daemon start); a privileged helper will lift this',
-    });
-  }
 }
 
 export interface RunOptions {
