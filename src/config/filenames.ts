@@ -19,6 +19,8 @@ export const KERNELS_DIR = 'kernels';
 
 /** Under the runtime dir ($XDG_RUNTIME_DIR/banger or /tmp/banger-runtime-<uid>). */
 export const DAEMON_SOCKET = 'bangerd.sock';
+/** The one-daemon-per-runtime-dir lock (a record lock on an empty file; see src/daemon/instance-lock.ts). */
+export const DAEMON_LOCK = 'bangerd.lock';
 export const RUNTIME_DIR_NAME = 'banger';
 export const RUNTIME_FALLBACK_PREFIX = 'banger-runtime-';
 
