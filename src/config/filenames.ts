@@ -6,6 +6,8 @@
 
 /** Under the config dir ($XDG_CONFIG_HOME/banger). */
 export const CONFIG_FILE = 'config.toml';
+/** banger's own ssh_config for `ssh root@<vm>.vm`; ~/.ssh/config includes it only after `banger ssh-config --install`. */
+export const SSH_CONFIG = 'ssh_config';
 
 /** Under the state dir ($XDG_STATE_HOME/banger). */
 export const STATE_DB = 'state.db';
