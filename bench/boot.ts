@@ -47,17 +47,21 @@ async function main(): Promise<void> {
     const accel = detectKvm().kind === 'usable' ? 'kvm' : 'tcg';
     const driver = new QemuDriver({ binary: 'qemu-system-x86_64', accel });
     const vmDir = join(world.layout.vmsDir, vm.id);
-    const args = driver.args({
-      vmId: vm.id,
-      vcpu: vm.spec.vcpu,
-      memoryMiB: vm.spec.memoryMiB,
-      kernel: { vmlinux: kernel.files.vmlinux, initramfs: kernel.files.initramfs },
-      disks: { image: image.rootfs, upper: join(vmDir, 'upper.ext4'), work: join(vmDir, 'work.ext4') },
-      net: { tap, mac: net.mac, guestIp: net.guestIp, prefix: net.prefix, gatewayIp: net.gatewayIp },
-      init: 'minimal',
-      vmDir,
-      runDir: join(world.root, 'bench-run'),
-    });
+    const sandbox = (await driver.sandboxSupport()).supported;
+    const args = driver.args(
+      {
+        vmId: vm.id,
+        vcpu: vm.spec.vcpu,
+        memoryMiB: vm.spec.memoryMiB,
+        kernel: { vmlinux: kernel.files.vmlinux, initramfs: kernel.files.initramfs },
+        disks: { image: image.rootfs, upper: join(vmDir, 'upper.ext4'), work: join(vmDir, 'work.ext4') },
+        net: { tap, mac: net.mac, guestIp: net.guestIp, prefix: net.prefix, gatewayIp: net.gatewayIp },
+        init: 'minimal',
+        vmDir,
+        runDir: join(world.root, 'bench-run'),
+      },
+      { sandbox },
+    );
     spawnSync('mkdir', ['-p', join(world.root, 'bench-run')]);
 
     const baseline: number[] = [];

@@ -6,6 +6,8 @@
 
 /** Under the config dir ($XDG_CONFIG_HOME/banger). */
 export const CONFIG_FILE = 'config.toml';
+/** banger's own ssh_config for `ssh root@<vm>.vm`; ~/.ssh/config includes it only after `banger ssh-config --install`. */
+export const SSH_CONFIG = 'ssh_config';
 
 /** Under the state dir ($XDG_STATE_HOME/banger). */
 export const STATE_DB = 'state.db';
@@ -19,6 +21,8 @@ export const KERNELS_DIR = 'kernels';
 
 /** Under the runtime dir ($XDG_RUNTIME_DIR/banger or /tmp/banger-runtime-<uid>). */
 export const DAEMON_SOCKET = 'bangerd.sock';
+/** The one-daemon-per-runtime-dir lock (a record lock on an empty file; see src/daemon/instance-lock.ts). */
+export const DAEMON_LOCK = 'bangerd.lock';
 export const RUNTIME_DIR_NAME = 'banger';
 export const RUNTIME_FALLBACK_PREFIX = 'banger-runtime-';
 

@@ -21,6 +21,8 @@ export function currentPathEnv(): PathEnv {
 export interface Layout {
   configDir: string;
   configFile: string;
+  /** banger's own ssh_config (`Host <name>.vm` blocks); ~/.ssh/config includes it only after `banger ssh-config --install`. */
+  sshConfig: string;
   stateDir: string;
   storePath: string;
   daemonLog: string;
@@ -55,6 +57,7 @@ export function resolveLayout(pathEnv: PathEnv = currentPathEnv()): Layout {
   return {
     configDir,
     configFile: join(configDir, names.CONFIG_FILE),
+    sshConfig: join(configDir, names.SSH_CONFIG),
     stateDir,
     storePath: join(stateDir, names.STATE_DB),
     daemonLog: join(stateDir, names.DAEMON_LOG),

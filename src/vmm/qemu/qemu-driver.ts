@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { VM_CONSOLE_LOG } from '../../config/filenames.js';
@@ -9,6 +9,8 @@ import { initramfsArgs, type DriverFeatures, type LaunchSpec, type VmmDriver, ty
 import { killProcess, pidAlive, processMatches } from '../../host/process.js';
 import { probeAccel } from './accel-probe.js';
 import { qmpCommand } from './qmp.js';
+import { qemuOptionValue as v } from './qemu-options.js';
+import { probeSandbox, SANDBOX_OPTIONS, type SandboxSupport } from './sandbox-probe.js';
 
 export const QMP_SOCKET = 'qmp.sock';
 export const VMM_LOG = 'vmm.log';
@@ -17,6 +19,14 @@ const START_TIMEOUT_MS = 10_000;
 const KVM_PROBE_TIMEOUT_MS = 15_000;
 
 export type Accel = 'kvm' | 'tcg';
+
+/**
+ * What identifies a VM's QEMU in /proc/<pid>/cmdline (against pid reuse):
+ * its QMP socket path as it appears there, commas doubled by the escaping.
+ */
+export function qemuProcessMarker(controlSocket: string): string {
+  return v(controlSocket);
+}
 
 /** QEMU flags for an accelerator: KVM with the host CPU, or multi-threaded TCG with a 64 MiB translation cache. */
 export function accelArgs(accel: Accel): string[] {
@@ -29,6 +39,10 @@ export function accelArgs(accel: Accel): string[] {
  * log, QMP on a unix socket in the runtime dir. Under TCG (no usable KVM)
  * the guest gets `tsc_early_khz` from the host, without which microvm stalls
  * calibrating its TSC, and a smaller translation cache (tb-size=64 MiB).
+ *
+ * QEMU runs confined by its seccomp sandbox (SANDBOX_OPTIONS) when the
+ * binary supports it, probed once per driver on the first start; without
+ * it, VMs still start, and each VM's vmm.log says why it ran unconfined.
  */
 export class QemuDriver implements VmmDriver {
   readonly name = 'qemu' as const;
@@ -38,12 +52,29 @@ export class QemuDriver implements VmmDriver {
   /** KVM is proved on the first start (a probe boot); until then this is pending. */
   #kvmProof: Promise<void> | undefined;
   readonly #onFallback: (reason: string) => void;
+  #sandbox: Promise<SandboxSupport> | undefined;
+  readonly #onSandboxUnavailable: (reason: string) => void;
 
-  constructor(options: { binary: string; accel: Accel; onFallback?: (reason: string) => void }) {
+  /**
+   * `onFallback` hears (once) that KVM could not boot the guest and TCG is
+   * used instead; `onSandboxUnavailable` hears (once) why QEMU runs without
+   * `-sandbox`.
+   */
+  constructor(options: { binary: string; accel: Accel; onFallback?: (reason: string) => void; onSandboxUnavailable?: (reason: string) => void }) {
     this.#binary = options.binary;
     this.#accel = options.accel;
     this.#onFallback = options.onFallback ?? (() => undefined);
+    this.#onSandboxUnavailable = options.onSandboxUnavailable ?? (() => undefined);
     this.features = { requestShutdown: true, softwareEmulation: options.accel === 'tcg' };
+  }
+
+  /** Whether this QEMU takes `-sandbox SANDBOX_OPTIONS`; probed on first use, then cached. */
+  sandboxSupport(): Promise<SandboxSupport> {
+    this.#sandbox ??= probeSandbox(this.#binary).then((support) => {
+      if (!support.supported) this.#onSandboxUnavailable(support.reason);
+      return support;
+    });
+    return this.#sandbox;
   }
 
   get accel(): Accel {
@@ -73,7 +104,12 @@ export class QemuDriver implements VmmDriver {
     return this.#kvmProof;
   }
 
-  args(spec: LaunchSpec): string[] {
+  /**
+   * QEMU's argv for a VM. Every value placed in a comma-separated option
+   * string goes through qemuOptionValue (paths may contain commas);
+   * `-kernel`, `-initrd` and `-append` take theirs whole.
+   */
+  args(spec: LaunchSpec, options: { sandbox: boolean }): string[] {
     const tsc = this.#accel === 'tcg' ? hostTscKhz() : undefined;
     const cmdline = [
       'console=ttyS0',
@@ -86,28 +122,31 @@ export class QemuDriver implements VmmDriver {
     const accel = accelArgs(this.#accel);
     return [
       '-name',
-      `banger-${spec.vmId}`,
+      v(`banger-${spec.vmId}`),
       ...['-M', 'microvm,acpi=on', ...accel, '-m', String(spec.memoryMiB), '-smp', String(spec.vcpu)],
       ...['-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot'],
-      ...['-chardev', `file,id=console,path=${join(spec.vmDir, VM_CONSOLE_LOG)},append=on`, '-serial', 'chardev:console'],
-      ...['-qmp', `unix:${join(spec.runDir, QMP_SOCKET)},server=on,wait=off`],
+      ...(options.sandbox ? ['-sandbox', SANDBOX_OPTIONS] : []),
+      ...['-chardev', `file,id=console,path=${v(join(spec.vmDir, VM_CONSOLE_LOG))},append=on`, '-serial', 'chardev:console'],
+      ...['-qmp', `unix:${v(join(spec.runDir, QMP_SOCKET))},server=on,wait=off`],
       ...['-kernel', spec.kernel.vmlinux, '-initrd', spec.kernel.initramfs, '-append', cmdline],
-      ...['-drive', `id=image,file=${spec.disks.image},format=raw,if=none,readonly=on`, '-device', 'virtio-blk-device,drive=image'],
-      ...['-drive', `id=upper,file=${spec.disks.upper},format=raw,if=none`, '-device', 'virtio-blk-device,drive=upper'],
-      ...['-drive', `id=work,file=${spec.disks.work},format=raw,if=none`, '-device', 'virtio-blk-device,drive=work'],
-      ...['-netdev', `tap,id=net0,ifname=${spec.net.tap},script=no,downscript=no`, '-device', `virtio-net-device,netdev=net0,mac=${spec.net.mac}`],
+      ...['-drive', `id=image,file=${v(spec.disks.image)},format=raw,if=none,readonly=on`, '-device', 'virtio-blk-device,drive=image'],
+      ...['-drive', `id=upper,file=${v(spec.disks.upper)},format=raw,if=none`, '-device', 'virtio-blk-device,drive=upper'],
+      ...['-drive', `id=work,file=${v(spec.disks.work)},format=raw,if=none`, '-device', 'virtio-blk-device,drive=work'],
+      ...['-netdev', `tap,id=net0,ifname=${v(spec.net.tap)},script=no,downscript=no`, '-device', `virtio-net-device,netdev=net0,mac=${v(spec.net.mac)}`],
     ];
   }
 
   async start(spec: LaunchSpec, signal?: AbortSignal): Promise<VmmHandle> {
     await this.#proveKvm(spec);
+    const sandbox = await this.sandboxSupport();
     mkdirSync(spec.runDir, { recursive: true, mode: 0o700 });
     const qmp = join(spec.runDir, QMP_SOCKET);
     rmSync(qmp, { force: true });
     const logPath = join(spec.vmDir, VMM_LOG);
     const log = openSync(logPath, 'w', 0o600);
+    if (!sandbox.supported) writeSync(log, `banger: running qemu without -sandbox (seccomp): ${sandbox.reason}\n`);
     // Detached and in its own session: the VM outlives this request and the daemon.
-    const child = spawn(this.#binary, this.args(spec), { detached: true, stdio: ['ignore', log, log] });
+    const child = spawn(this.#binary, this.args(spec, { sandbox: sandbox.supported }), { detached: true, stdio: ['ignore', log, log] });
     closeSync(log);
     child.unref();
     let exited: number | null | undefined;
@@ -141,11 +180,11 @@ export class QemuDriver implements VmmDriver {
   }
 
   async kill(handle: VmmHandle): Promise<void> {
-    await killProcess(handle.pid, handle.controlSocket);
+    await killProcess(handle.pid, qemuProcessMarker(handle.controlSocket));
     rmSync(handle.controlSocket, { force: true });
   }
 
   isAlive(handle: VmmHandle): boolean {
-    return pidAlive(handle.pid) && processMatches(handle.pid, handle.controlSocket);
+    return pidAlive(handle.pid) && processMatches(handle.pid, qemuProcessMarker(handle.controlSocket));
   }
 }
