@@ -10,6 +10,7 @@ import { doctorCommand } from './commands/doctor.js';
 import { imageCommand } from './commands/image.js';
 import { kernelCommand } from './commands/kernel.js';
 import { sshConfigCommand } from './commands/ssh-config.js';
+import { systemCommand } from './commands/system.js';
 import { versionCommand } from './commands/version.js';
 import { vmCommand } from './commands/vm.js';
 import { closeConnections, exitCodeRequested, installInterruptHandler } from './context.js';
@@ -39,6 +40,7 @@ Exit status: 0 success, 1 failure, 2 usage error.`,
   program.addCommand(kernelCommand());
   program.addCommand(doctorCommand());
   program.addCommand(sshConfigCommand());
+  program.addCommand(systemCommand());
   program.addCommand(versionCommand());
   const completion = completionCommand(program as unknown as BaseCommand);
   program.addCommand(completion.script);

@@ -5,6 +5,7 @@ import { buildInfo } from '../build-info.js';
 import { BangerError } from '../rpc/errors.js';
 import type { KernelService } from '../services/kernel/kernel-service.js';
 import type { ImageService } from '../services/image/image-service.js';
+import type { HostNetwork } from '../services/network/host-network.js';
 import { createImageHandlers } from './image-handlers.js';
 import { createKernelHandlers } from './kernel-handlers.js';
 import type { ExecService } from '../services/exec/exec-service.js';
@@ -22,6 +23,7 @@ export interface HandlerDeps {
   vms: VmService;
   workspaces: WorkspaceService;
   exec: ExecService;
+  network: HostNetwork;
   streams: StreamHub;
   startedAt: Date;
   inFlight: () => number;
@@ -49,6 +51,7 @@ export function createHandlers(deps: HandlerDeps): DaemonHandlers {
         stateDir: deps.layout.stateDir,
         logPath: deps.layout.daemonLog,
         inFlight: deps.inFlight(),
+        network: deps.network.status(),
       }),
 
     shutdown: (_params, ctx) => {

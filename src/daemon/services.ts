@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 
 import type { BangerConfig, NetworkSettings } from '../config/schema.js';
+import { renderSshConfig, writeSshConfigFile } from '../guest/ssh-config.js';
 import { isRoot } from '../host/command.js';
 import { HelperClient } from '../root-helper/client.js';
 import { InProcessOps, type PrivilegedOps } from '../root-helper/privileged-ops.js';
@@ -15,6 +16,7 @@ import { parseResolvConf, VmDnsServer } from '../services/network/dns-server.js'
 import { HostNetwork } from '../services/network/host-network.js';
 import { slotNetwork } from '../services/network/slot.js';
 import { GuestAccess } from '../services/vm/guest-access.js';
+import { VmDirectory } from '../services/vm/vm-directory.js';
 import { VmService } from '../services/vm/vm-service.js';
 import { WorkspaceService } from '../services/workspace/workspace-service.js';
 import type { Store } from '../store/database.js';
@@ -52,7 +54,7 @@ export function createServices(deps: { layout: Layout; store: Store; config: Ban
   const ops = privilegedOps(config.network, env);
   // The DNS directory reads VMs lazily: `vms` is built below.
   const dns = new VmDnsServer({
-    directory: { resolve: (name) => vms.liveAddress(name), mayForward: (address) => vms.natEnabledFor(address) },
+    directory: { resolve: (name) => directory.liveAddress(name), mayForward: (address) => directory.natEnabledFor(address) },
     upstreams: () => hostResolvers(),
     log,
   });
@@ -85,7 +87,15 @@ export function createServices(deps: { layout: Layout; store: Store; config: Ban
     fileSync: config.fileSync,
     defaultImage: config.defaultImage,
     env,
+    onRunningChanged: () => {
+      try {
+        writeSshConfigFile(layout.sshConfig, renderSshConfig({ keyPath: layout.sshKey, knownHosts: layout.knownHosts, hosts: directory.liveHosts() }));
+      } catch (error) {
+        log.warn({ err_message: error instanceof Error ? error.message : String(error) }, 'could not write banger ssh_config');
+      }
+    },
   });
+  const directory = new VmDirectory({ vms: vmsRepo, network: config.network, alive: (vm) => vms.alive(vm) });
   const workspaces = new WorkspaceService({ vms, repo: vmsRepo });
   const exec = new ExecService({ vms, workspaces });
   return { kernels, images, vms, guests, workspaces, exec, network, dns };

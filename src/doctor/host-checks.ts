@@ -178,16 +178,3 @@ export function vmmCheck(config: BangerConfig | undefined, env: NodeJS.ProcessEn
     return check('vmm', 'vmm', 'fail', `vmm = ${vmm.vmm}: ${banger.message}`, banger.hint);
   }
 }
-
-/** Bridge, taps and image builds need root until the privileged helper exists. */
-export function privilegeCheck(uid: number): CheckResult {
-  return uid === 0
-    ? check('privileges', 'privileges', 'pass', 'running as root: bridge, taps and image builds are available')
-    : check(
-        'privileges',
-        'privileges',
-        'warn',
-        'not root: VMs cannot get a tap on the bridge and catalog images cannot be built',
-        'run the daemon as root for now: sudo banger daemon start',
-      );
-}

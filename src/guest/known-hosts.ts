@@ -4,11 +4,12 @@ import { dirname } from 'node:path';
 import { BangerError } from '../rpc/errors.js';
 
 /**
- * banger's own known_hosts (OpenSSH format, in the state dir): guest host
- * keys pinned on first use. A later connection must present the same key;
- * a different one is refused as a possible man in the middle. `vm delete`
- * forgets a VM's entries, so a new VM on the same address pins afresh.
- * The system `ssh` reads the same file (`vm ssh`, `vm exec`).
+ * banger's own known_hosts (OpenSSH format, in the state dir). banger makes
+ * each VM's host key itself (on the host, into the VM's upper disk) and pins
+ * it here before the VM first boots, under its address and names: the first
+ * connection already verifies, and a guest presenting any other key is
+ * refused as a possible man in the middle. `vm delete` (and a failed create's
+ * rollback) forgets the entries. The system `ssh` reads the same file.
  */
 
 export interface HostKey {
@@ -28,17 +29,27 @@ function entriesFor(text: string, host: string): HostKey[] {
   return keys;
 }
 
+/** Pins `key` (an OpenSSH public key line: "type base64 [comment]") for these hosts, replacing what was pinned for them. */
+export function pinHostKey(path: string, hosts: readonly string[], publicKeyLine: string): void {
+  const [type, key] = publicKeyLine.trim().split(/\s+/);
+  if (type === undefined || key === undefined) throw new Error(`not a public key line: ${publicKeyLine}`);
+  forgetHosts(path, hosts);
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  appendFileSync(path, `${hosts.join(',')} ${type} ${key}\n`, { mode: 0o600 });
+}
+
 /**
- * Trust on first use: an unknown host is pinned; a known host must match.
- * Returns true when the key is (now) trusted, throws on a mismatch.
+ * The presented key must be the one pinned for `host`. Returns true when it
+ * is; throws ERR_HOST_KEY_MISMATCH when another key is pinned and
+ * ERR_HOST_KEY_UNKNOWN when none is (banger pins every VM's key at create).
  */
-export function verifyOrPin(path: string, host: string, presented: HostKey): boolean {
+export function verifyPinned(path: string, host: string, presented: HostKey): boolean {
   const text = existsSync(path) ? readFileSync(path, 'utf8') : '';
   const known = entriesFor(text, host);
   if (known.length === 0) {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    appendFileSync(path, `${host} ${presented.type} ${presented.key}\n`, { mode: 0o600 });
-    return true;
+    throw new BangerError('ERR_HOST_KEY_UNKNOWN', `no host key is pinned for ${host}: refusing to trust whatever answers`, {
+      hint: "banger pins each VM's key when it creates the VM; a VM whose entry was removed from banger's known_hosts must be recreated",
+    });
   }
   if (known.some((k) => k.type === presented.type && k.key === presented.key)) return true;
   throw new BangerError('ERR_HOST_KEY_MISMATCH', `the host key of ${host} changed: possible MITM (man-in-the-middle) attack, refusing to connect`, {

@@ -1,12 +1,11 @@
 import { Client } from 'ssh2';
 
 import { BangerError } from '../rpc/errors.js';
-import { verifyOrPin } from './known-hosts.js';
+import { verifyPinned } from './known-hosts.js';
 
 /**
  * The daemon's SSH to guests (ssh2): connects as root with banger's key and
- * verifies the guest's host key against banger's known_hosts (trust on first
- * use). Readiness of a VM means this succeeds; the connection then stays open
+ * verifies the guest's host key against the one banger pinned for it. Readiness of a VM means this succeeds; the connection then stays open
  * (see GuestConnection). Keepalives notice a guest that vanished.
  */
 
@@ -44,7 +43,7 @@ export function connectGuest(target: GuestTarget, timeoutMs: number): Promise<Cl
       algorithms: { serverHostKey: ['ssh-ed25519'] },
       hostVerifier: (blob: Buffer) => {
         try {
-          return verifyOrPin(target.knownHosts, target.host, hostKeyOf(blob));
+          return verifyPinned(target.knownHosts, target.host, hostKeyOf(blob));
         } catch (error) {
           mismatch = error instanceof Error ? error : new Error(String(error));
           return false;
@@ -72,7 +71,7 @@ export async function waitForSsh(
     try {
       return await connectGuest(target, 3000);
     } catch (error) {
-      if (error instanceof BangerError && error.code === 'ERR_HOST_KEY_MISMATCH') throw error;
+      if (error instanceof BangerError && (error.code === 'ERR_HOST_KEY_MISMATCH' || error.code === 'ERR_HOST_KEY_UNKNOWN')) throw error;
       lastError = error;
     }
     if (Date.now() > deadline) {

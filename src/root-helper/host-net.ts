@@ -132,13 +132,13 @@ export function nftScript(policy: HelperPolicy, dnsPort: number): string {
   ].join('\n');
 }
 
-/** Removes the bridge (and its taps with it) and banger's tables for it. */
+/** Removes the bridge, the caller's taps of it, and banger's tables for it. */
 export async function deleteBridge(policy: HelperPolicy): Promise<void> {
   const table = nftTableName(policy.bridge);
   for (const family of ['ip', 'bridge']) {
     if ((await capture('nft', ['list', 'tables', family])).includes(`table ${family} ${table}\n`)) await capture('nft', ['delete', 'table', family, table]);
   }
-  for (const tap of listTaps(policy)) await capture('ip', ['link', 'del', tap]);
+  for (const tap of listTaps(policy)) if (tunOwner(tap) === policy.uid) await capture('ip', ['link', 'del', tap]);
   if (linkExists(policy.bridge)) await capture('ip', ['link', 'del', policy.bridge]);
 }
 

@@ -183,7 +183,9 @@ async function waitForSocket(path: string): Promise<void> {
           socket.destroy();
           resolve(true);
         });
-        socket.once('error', () => resolve(false));
+        socket.once('error', () => {
+          resolve(false);
+        });
       })
     ) {
       return;

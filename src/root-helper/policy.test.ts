@@ -20,17 +20,25 @@ test('nftables table names are identifiers whatever the bridge name', () => {
 test('the helper config refuses users whose bridges or subnets would clash', () => {
   const a = { uid: 1000, gid: 1000, bridge: 'banger0', subnet: '172.30.0.0/24' };
   checkPolicies([a, { uid: 1001, gid: 1001, bridge: 'banger1', subnet: '172.30.1.0/24' }]);
-  assert.throws(() => checkPolicies([a, { ...a }]), /uid 1000 appears twice/);
-  assert.throws(() => checkPolicies([a, { uid: 1001, gid: 1001, bridge: 'banger0', subnet: '172.30.1.0/24' }]), /share their first 8 characters/);
-  assert.throws(
-    () =>
-      checkPolicies([
-        { ...a, bridge: 'longbridge1' },
-        { uid: 1001, gid: 1001, bridge: 'longbridge2', subnet: '172.30.1.0/24' },
-      ]),
-    /share their first 8 characters/,
-  );
-  assert.throws(() => checkPolicies([a, { uid: 1001, gid: 1001, bridge: 'other', subnet: '172.30.0.0/16' }]), /overlap/);
-  assert.throws(() => checkPolicies([{ ...a, bridge: 'bad name' }]), /not a valid interface name/);
-  assert.throws(() => checkPolicies([{ ...a, subnet: '172.30.0.0/8' }]), /not a \/16 to \/29/);
+  assert.throws(() => {
+    checkPolicies([a, { ...a }]);
+  }, /uid 1000 appears twice/);
+  assert.throws(() => {
+    checkPolicies([a, { uid: 1001, gid: 1001, bridge: 'banger0', subnet: '172.30.1.0/24' }]);
+  }, /share their first 8 characters/);
+  assert.throws(() => {
+    checkPolicies([
+      { ...a, bridge: 'longbridge1' },
+      { uid: 1001, gid: 1001, bridge: 'longbridge2', subnet: '172.30.1.0/24' },
+    ]);
+  }, /share their first 8 characters/);
+  assert.throws(() => {
+    checkPolicies([a, { uid: 1001, gid: 1001, bridge: 'other', subnet: '172.30.0.0/16' }]);
+  }, /overlap/);
+  assert.throws(() => {
+    checkPolicies([{ ...a, bridge: 'bad name' }]);
+  }, /not a valid interface name/);
+  assert.throws(() => {
+    checkPolicies([{ ...a, subnet: '172.30.0.0/8' }]);
+  }, /not a \/16 to \/29/);
 });

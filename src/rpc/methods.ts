@@ -31,6 +31,22 @@ export interface PingResult {
   logPath: string;
   /** Requests currently being served, including this ping. */
   inFlight: number;
+  /** The host network as this daemon sees it (absent from daemons older than it). */
+  network?: NetworkStatusInfo;
+}
+
+export interface NetworkStatusInfo {
+  /** Who makes privileged host changes: the root helper, or this (root) daemon in process. */
+  privileged: 'helper' | 'in-process';
+  bridge: string;
+  subnet: string;
+  dnsPort: number;
+  /** Whether the bridge and banger's nftables tables have been set up by this daemon. */
+  ready: boolean;
+  /** How *.vm resolves on the host, when resolver routing is in place. */
+  resolver: string | null;
+  /** Idle taps kept ready, and taps in use by VMs. */
+  pool: { size: number; idle: string[]; inUse: string[] };
 }
 
 export interface ShutdownResult {

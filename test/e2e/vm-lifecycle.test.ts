@@ -6,25 +6,42 @@ import { after, before, describe, test } from 'node:test';
 
 import Database from 'better-sqlite3';
 
-import type { ImageInfo, VmInfo } from '../../src/rpc/methods.js';
+import type { ImageInfo, PingResult, VmInfo } from '../../src/rpc/methods.js';
 import { qmpCommand } from '../../src/vmm/qemu/qmp.js';
-import { BangerWorld, processAlive, waitFor } from '../integration/harness.js';
+import { BangerWorld, processAlive, waitFor, vmWorldOptions, userModeLabel } from '../integration/harness.js';
 
 /**
  * Real VMs: QEMU (TCG on these machines) booting the Debian kernel and image
  * with banger's initramfs, real sshd, a real bridge and taps. One world for
  * the whole file, so the image is built once (on its first `vm run`).
  */
-describe('VM lifecycle on real QEMU', () => {
+/** The real uid of a process (`ps -o ruser=`), from /proc. */
+function processUid(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('Uid:'));
+  return Number(line?.split(/\s+/)[1]);
+}
+
+describe(`VM lifecycle on real QEMU${userModeLabel()}`, () => {
   let world: BangerWorld;
-  before(() => {
-    world = new BangerWorld({ sharedDownloads: true, network: true });
+  before(async () => {
+    world = await BangerWorld.create(vmWorldOptions());
   });
   after(() => {
     world.close();
   });
 
   const show = (ref: string): Promise<VmInfo> => world.json<VmInfo>(['vm', 'show', ref]);
+  /** No tap is in use, and every tap on the host is an idle one of the pool (of 2). */
+  const assertOnlyPoolTaps = async (): Promise<void> => {
+    const pool = (await world.json<PingResult>(['daemon', 'status'])).network?.pool;
+    assert.ok(pool !== undefined, 'daemon status reports the tap pool');
+    assert.deepEqual(pool.inUse, [], 'no tap in use');
+    const taps = world.links().filter((link) => link !== world.bridge);
+    assert.deepEqual(taps.sort(), [...pool.idle].sort(), 'no tap beyond the idle pool');
+    assert.ok(pool.idle.length <= 2, 'the pool holds at most its size (2)');
+  };
   const knownHosts = (): string => (existsSync(world.layout.knownHosts) ? readFileSync(world.layout.knownHosts, 'utf8') : '');
 
   test('vm run on a fresh state dir pulls kernel and image, runs the command, and passes its exit status', async () => {
@@ -57,6 +74,8 @@ describe('VM lifecycle on real QEMU', () => {
     assert.match(hash, /^[0-9a-f]{16}$/, 'the stale initramfs was rebuilt for this banger');
     assert.equal(created.state, 'running');
     assert.equal(created.spec.vcpu, 1);
+    // QEMU runs as whoever runs banger: the test user in user mode (only the helper is root).
+    for (const pid of world.vmmPids()) assert.equal(processUid(pid), world.user?.uid ?? 0, `qemu ${pid} runs as ${world.user?.name ?? 'root'}`);
 
     const completion = await world.run(['__complete', 'vm', 'exec', 'bo']);
     assert.match(completion.stdout, /^box\trunning /m, 'VM names complete from the daemon');
@@ -95,12 +114,22 @@ describe('VM lifecycle on real QEMU', () => {
     assert.match(logs.stdout, /banger-init: minimal init up/);
 
     const vm = await show('box');
-    assert.match(knownHosts(), new RegExp(`^${vm.ip.replaceAll('.', '\\.')} ssh-ed25519 `, 'm'), 'host key pinned on first use');
+    // The key pinned is the one banger generated into the VM's upper disk, under its address and names.
+    const generated = execFileSync('debugfs', ['-R', 'cat /upper/etc/ssh/ssh_host_ed25519_key.pub', join(world.layout.vmsDir, vm.id, 'upper.ext4')], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
+      .trim()
+      .split(/\s+/)
+      .slice(0, 2)
+      .join(' ');
+    assert.match(generated, /^ssh-ed25519 /);
+    assert.ok(knownHosts().split('\n').includes(`${vm.ip},box,box.vm ${generated}`), 'the generated host key is pinned before the first connection');
     const vmDir = join(world.layout.vmsDir, vm.id);
     assert.ok(existsSync(vmDir));
     assert.equal((await world.json<VmInfo>(['vm', 'delete', 'box'])).id, vm.id);
     assert.deepEqual(world.vmmPids(), [], 'no qemu process');
-    assert.deepEqual(world.links(), [world.bridge], 'no tap');
+    await assertOnlyPoolTaps();
     assert.equal(existsSync(vmDir), false, 'no VM dir');
     assert.doesNotMatch(knownHosts(), new RegExp(vm.ip.replaceAll('.', '\\.')), 'no known_hosts entry');
   });
@@ -117,10 +146,12 @@ describe('VM lifecycle on real QEMU', () => {
     await world.json<VmInfo>(['vm', 'delete', 'sysd']);
   });
 
-  test('two VMs created at once on a host without the bridge both come up', async () => {
+  test('two VMs created at once on a host without the bridge both come up, and on the shared network reach each other', async () => {
     assert.deepEqual(world.vmmPids(), []);
-    for (const link of world.links()) execFileSync('ip', ['link', 'del', link]);
-    const results = await Promise.all(['pair-a', 'pair-b'].map((name) => world.run(['vm', 'create', '--name', name, '--json'], { timeoutMs: 300_000 })));
+    for (const link of world.links()) execFileSync('ip', [...(world.netns === undefined ? [] : ['-n', world.netns]), 'link', 'del', link]);
+    const results = await Promise.all(
+      ['pair-a', 'pair-b'].map((name) => world.run(['vm', 'create', '--name', name, '--network', 'shared', '--json'], { timeoutMs: 300_000 })),
+    );
     for (const result of results) assert.equal(result.code, 0, result.stderr);
     const ips = results.map((r) => (JSON.parse(r.stdout) as VmInfo).ip);
     assert.notEqual(ips[0], ips[1], 'each VM has its own address');
@@ -160,7 +191,8 @@ describe('VM lifecycle on real QEMU', () => {
     assert.match(result.stderr, /error\[ERR_VM_START_FAILED\]: the VM stopped while booting/);
     assert.deepEqual((await world.json<{ vms: VmInfo[] }>(['vm', 'list'])).vms, []);
     assert.deepEqual(world.vmmPids(), []);
-    assert.deepEqual(world.links(), [world.bridge]);
+    await assertOnlyPoolTaps();
+    assert.doesNotMatch(knownHosts(), /doomed/, 'the rollback forgot the host key it pinned');
     assert.deepEqual(existsSync(world.layout.vmsDir) ? readdirSync(world.layout.vmsDir) : [], [], 'no VM directory');
     await world.json<ImageInfo>(['image', 'delete', 'broken']);
   });
@@ -192,7 +224,32 @@ describe('VM lifecycle on real QEMU', () => {
     const demoted = await show('survivor');
     assert.equal(demoted.state, 'stopped');
     assert.match(demoted.lastError ?? '', /stopped while the daemon was down/);
-    assert.deepEqual(world.links(), [world.bridge], 'its tap is gone');
+    await assertOnlyPoolTaps();
     await world.json<VmInfo>(['vm', 'delete', 'survivor']);
+  });
+
+  test('a guest presenting another host key than the one banger generated is refused as a possible MITM', async () => {
+    await world.json<VmInfo>(['vm', 'create', '--name', 'mitm'], { timeoutMs: 300_000 });
+    // The guest swaps its host key and sshd reloads it (after this exec has returned).
+    const swap = await world.run([
+      'vm',
+      'exec',
+      'mitm',
+      '--',
+      'sh',
+      '-c',
+      'rm -f /etc/ssh/ssh_host_ed25519_key* && ssh-keygen -q -t ed25519 -N "" -f /etc/ssh/ssh_host_ed25519_key && (sleep 1; kill -HUP "$(cat /run/sshd.pid 2>/dev/null || /banger/busybox pgrep -o -x sshd)") >/dev/null 2>&1 &',
+    ]);
+    assert.equal(swap.code, 0, swap.stderr);
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    // A new daemon must open a new connection, which meets the new key.
+    assert.equal((await world.run(['daemon', 'stop'])).code, 0);
+    const refused = await world.run(['vm', 'exec', 'mitm', '--', 'true']);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /error\[ERR_HOST_KEY_MISMATCH\]: .*possible MITM/);
+    const ssh = await world.run(['vm', 'ssh', 'mitm', '--', 'true']);
+    assert.notEqual(ssh.code, 0, 'the system ssh refuses it too');
+    await world.json<VmInfo>(['vm', 'delete', 'mitm']);
+    assert.doesNotMatch(knownHosts(), /mitm/, 'delete forgets the pin');
   });
 });

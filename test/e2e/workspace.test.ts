@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import type { VmInfo, WorkspaceExportResult, WorkspacePrepareResult } from '../../src/rpc/methods.js';
 import { TestRepo } from '../helpers/git-repo.js';
-import { BangerWorld, collect, waitFor, type CliResult } from '../integration/harness.js';
+import { BangerWorld, collect, waitFor, type CliResult, vmWorldOptions, userModeLabel } from '../integration/harness.js';
 
 /**
  * Workspaces on real VMs: a repo copied in over the daemon's open guest
@@ -16,7 +16,7 @@ import { BangerWorld, collect, waitFor, type CliResult } from '../integration/ha
  * the locks between workspace I/O and the VM lifecycle. One VM (`ws`) is
  * shared by the tests that allow it.
  */
-describe('workspaces on real QEMU', { timeout: 1_800_000 }, () => {
+describe(`workspaces on real QEMU${userModeLabel()}`, { timeout: 1_800_000 }, () => {
   let world: BangerWorld;
   const repos: TestRepo[] = [];
   const scratch = mkdtempSync(join(tmpdir(), 'banger-ws-e2e-'));
@@ -31,7 +31,8 @@ describe('workspaces on real QEMU', { timeout: 1_800_000 }, () => {
   }
 
   before(async () => {
-    world = new BangerWorld({ sharedDownloads: true, network: true });
+    world = await BangerWorld.create(vmWorldOptions());
+    if (world.user !== undefined) chownSync(scratch, world.user.uid, world.user.gid);
     await world.json<VmInfo>(['vm', 'create', '--name', 'ws'], { timeoutMs: 900_000 });
   });
   after(() => {

@@ -17,6 +17,8 @@ export class TestRepo {
 
   constructor(prefix = 'banger-repo-') {
     this.root = mkdtempSync(join(tmpdir(), prefix));
+    // Readable by the ordinary user banger runs as in user-mode e2e runs.
+    chmodSync(this.root, 0o755);
     git(this.root, 'init', '-q');
   }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 
 import Database from 'better-sqlite3';
@@ -56,7 +56,10 @@ describe('banger doctor', () => {
       'arch',
       'kvm',
       'vmm',
-      'privileges',
+      'root-helper',
+      'tun',
+      'subids',
+      'ssh-config',
       'tool.qemu',
       'tool.firecracker',
       'tool.busybox',
@@ -94,7 +97,7 @@ describe('banger doctor', () => {
     assert.match(find(report, 'runtime-dir').detail, /created at 0700 when the daemon starts/);
     assert.equal(existsSync(world.layout.stateDir), false);
     assert.equal(existsSync(world.layout.runtimeDir), false);
-    assert.equal(existsSync(world.layout.configDir), false);
+    assert.deepEqual(readdirSync(world.layout.configDir), ['config.toml'], 'only the config the test wrote');
   });
 
   test('vm defaults show provenance', async () => {

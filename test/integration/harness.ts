@@ -1,11 +1,13 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { resolveLayout, type Layout } from '../../src/config/paths.js';
+import { TestRootHelper } from '../helpers/root-helper.js';
+import { asUser, ensureTestUser, type TestUser } from '../helpers/test-user.js';
 import type { KernelInfo } from '../../src/rpc/methods.js';
 
 /** Repo root (this file runs from dist/test/integration/). */
@@ -41,37 +43,98 @@ export class BangerWorld {
   /** Bridge of this world's VMs when created with `network: true`. */
   readonly bridge: string | undefined;
 
+  /** This world's subnet when created with `network: true`. */
+  readonly subnet: string | undefined;
+
+  /** The ordinary user banger runs as in this world (the root helper then makes the privileged changes), or undefined for root. */
+  readonly user: TestUser | undefined;
+
+  /** The network namespace banger (and its helper) run in, if any. */
+  readonly netns: string | undefined;
+
   /** This world's [network] table (DNS port, bridge, subnet), kept by writeConfig. */
   readonly #networkConfig: string;
 
-  constructor(options: { runtimeParent?: string; sharedDownloads?: boolean; network?: boolean } = {}) {
+  #helper: TestRootHelper | undefined;
+
+  constructor(options: WorldOptions = {}) {
     this.root = mkdtempSync(join(tmpdir(), 'banger-it-'));
+    this.user = options.user;
+    this.netns = options.netns;
+    let cache = options.sharedDownloads === true ? SHARED_CACHE : join(this.root, 'cache');
+    if (this.user !== undefined && options.sharedDownloads === true) {
+      // The shared cache is root's; the user keeps downloads of its own next to it (kept between runs too).
+      cache = join(SHARED_CACHE, `as-${this.user.name}`);
+      mkdirSync(cache, { recursive: true });
+      chownSync(cache, this.user.uid, this.user.gid);
+    }
     this.env = {
       ...process.env,
       HOME: join(this.root, 'home'),
       XDG_CONFIG_HOME: join(this.root, 'config'),
       XDG_STATE_HOME: join(this.root, 'state'),
-      XDG_CACHE_HOME: options.sharedDownloads === true ? SHARED_CACHE : join(this.root, 'cache'),
+      XDG_CACHE_HOME: cache,
       XDG_RUNTIME_DIR: options.runtimeParent ?? join(this.root, 'run'),
     };
-    this.layout = resolveLayout({ env: this.env, uid: process.getuid?.() ?? 0, home: join(this.root, 'home') });
+    this.layout = resolveLayout({ env: this.env, uid: this.user?.uid ?? process.getuid?.() ?? 0, home: join(this.root, 'home') });
     // A DNS port of its own, and with `network` a bridge and subnet of its own, so worlds (and a developer's real banger) never collide.
     const [a = 0, b = 0, c = 0, d = 0] = randomBytes(4);
     let network = `[network]\ndns_port = ${20_000 + ((c * 256 + d) % 40_000)}\n`;
     if (options.network === true) {
       this.bridge = `bt${randomBytes(2).toString('hex')}`;
-      network += `bridge = "${this.bridge}"\nsubnet = "10.${100 + (a % 100)}.${b}.0/24"\n`;
+      this.subnet = options.subnet ?? `10.${100 + (a % 100)}.${b}.0/24`;
+      network += `bridge = "${this.bridge}"\nsubnet = "${this.subnet}"\n`;
     } else {
       this.bridge = undefined;
+      this.subnet = undefined;
     }
     this.#networkConfig = network;
     this.writeConfig('');
+    if (this.user !== undefined) {
+      // Test repos belong to root; git, run as the user, would refuse them as "dubious ownership".
+      mkdirSync(this.env.HOME ?? join(this.root, 'home'), { recursive: true });
+      writeFileSync(join(this.env.HOME ?? join(this.root, 'home'), '.gitconfig'), '[safe]\n\tdirectory = *\n');
+      this.env.BANGER_ROOT_HELPER_SOCKET = join(this.root, 'helper', 'sock', `${this.user.uid}.sock`);
+      chownTree(this.root, this.user);
+    }
+  }
+
+  /** A world, with its root helper already running when it has a user (vmWorldOptions in user mode). */
+  static async create(options: WorldOptions = {}): Promise<BangerWorld> {
+    const world = new BangerWorld(options);
+    if (world.user !== undefined && world.bridge !== undefined) await world.startHelper();
+    return world;
+  }
+
+  /**
+   * Starts this world's root helper (user worlds: the daemon reaches it at
+   * BANGER_ROOT_HELPER_SOCKET), allowing the world's user its bridge and subnet.
+   */
+  async startHelper(): Promise<TestRootHelper> {
+    if (this.user === undefined || this.bridge === undefined || this.subnet === undefined)
+      throw new Error('startHelper needs a world with a user and a network');
+    this.#helper ??= await TestRootHelper.start(
+      join(this.root, 'helper'),
+      [{ uid: this.user.uid, gid: this.user.gid, bridge: this.bridge, subnet: this.subnet }],
+      { netns: this.netns },
+    );
+    return this.#helper;
+  }
+
+  get helper(): TestRootHelper | undefined {
+    return this.#helper;
   }
 
   /** Writes config.toml: `text` (top-level keys and tables), then this world's [network] table. */
   writeConfig(text: string): void {
     mkdirSync(this.layout.configDir, { recursive: true });
     writeFileSync(this.layout.configFile, `${text}\n${this.#networkConfig}`);
+    if (this.user !== undefined) chownTree(join(this.root, 'config'), this.user);
+  }
+
+  /** argv prefix that runs a command the way banger runs in this world: in its netns, as its user. */
+  commandPrefix(): string[] {
+    return [...(this.netns === undefined ? [] : ['ip', 'netns', 'exec', this.netns]), ...(this.user === undefined ? [] : asUser(this.user))];
   }
 
   /** Runs `banger …` to completion; `input` (if any) is its stdin. */
@@ -90,12 +153,14 @@ export class BangerWorld {
 
   /** Starts `banger …` and returns the child, for tests that signal it mid-flight or feed its stdin. */
   spawn(args: readonly string[], options: { stdin?: 'ignore' | 'pipe' } = {}): ChildProcess {
-    return spawn(BANGER_BIN, args, { env: this.env, stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'] });
+    const [command = BANGER_BIN, ...rest] = [...this.commandPrefix(), BANGER_BIN, ...args];
+    return spawn(command, rest, { env: this.env, stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'] });
   }
 
   /** Runs a bangerd entry point in the foreground (for startup-refusal tests). */
   runDaemon(entry: string = BANGERD_ENTRY, timeoutMs = 30_000): Promise<CliResult> {
-    return collect(spawn(process.execPath, [entry], { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] }), timeoutMs);
+    const [command, ...rest] = [...this.commandPrefix(), process.execPath, entry];
+    return collect(spawn(command, rest, { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] }), timeoutMs);
   }
 
   /** Pulls the catalog kernel (downloads come from the shared cache when there). */
@@ -142,7 +207,7 @@ export class BangerWorld {
   /** Network links whose name starts with this world's bridge name (the bridge and its taps). */
   links(): string[] {
     if (this.bridge === undefined) return [];
-    const output = spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).stdout;
+    const output = spawnSync('ip', [...(this.netns === undefined ? [] : ['-n', this.netns]), '-o', 'link', 'show'], { encoding: 'utf8' }).stdout;
     return output
       .split('\n')
       .map((line) => /^\d+: ([^:@]+)/.exec(line)?.[1] ?? '')
@@ -158,9 +223,42 @@ export class BangerWorld {
         // already gone
       }
     }
-    for (const link of this.links().reverse()) spawnSync('ip', ['link', 'del', link]);
+    void this.#helper?.stop();
+    for (const link of this.links().reverse()) spawnSync('ip', [...(this.netns === undefined ? [] : ['-n', this.netns]), 'link', 'del', link]);
     rmSync(this.root, { recursive: true, force: true });
   }
+}
+
+export interface WorldOptions {
+  runtimeParent?: string;
+  sharedDownloads?: boolean;
+  /** A bridge and subnet of the world's own (VM tests). */
+  network?: boolean;
+  /** The subnet to use with `network` (default: a random 10.x.y.0/24). */
+  subnet?: string;
+  /** Run banger (CLI, daemon, QEMU, image builds) as this ordinary user; the world's root helper does the privileged part. */
+  user?: TestUser;
+  /** Run banger and its helper inside this network namespace (the test creates and removes it). */
+  netns?: string;
+}
+
+/**
+ * World options for the VM e2e suites: as root by default; as the ordinary
+ * test user when BANGER_TEST_AS_USER=1 (scripts/run-tests.mjs runs those
+ * suites a second time that way), proving banger needs root only in its helper.
+ */
+/** " (as <user>)" in user mode, for suite names: the two runs of a suite are told apart in the report. */
+export function userModeLabel(): string {
+  return process.env.BANGER_TEST_AS_USER === '1' ? ` (as the ordinary user ${process.env.BANGER_TEST_USER ?? 'banger-test'})` : '';
+}
+
+export function vmWorldOptions(): WorldOptions {
+  return process.env.BANGER_TEST_AS_USER === '1' ? { sharedDownloads: true, network: true, user: ensureTestUser() } : { sharedDownloads: true, network: true };
+}
+
+/** Hands a world's files to its user (the test, as root, created them). */
+function chownTree(path: string, user: TestUser): void {
+  spawnSync('chown', ['-R', `${user.uid}:${user.gid}`, path]);
 }
 
 export function collect(child: ChildProcess, timeoutMs: number): Promise<CliResult> {

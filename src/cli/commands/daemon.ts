@@ -93,6 +93,13 @@ function renderStatus(s: PingResult & { stale: boolean }): string {
     `  socket:    ${s.socketPath}`,
     `  state dir: ${s.stateDir}`,
     `  log:       ${s.logPath}`,
+    ...(s.network === undefined
+      ? []
+      : [
+          `  network:   ${s.network.bridge} ${s.network.subnet}, DNS on port ${s.network.dnsPort}, privileged changes ${s.network.privileged === 'helper' ? 'by the root helper' : 'in process (root)'}${s.network.ready ? '' : ' (not set up yet)'}`,
+          `  tap pool:  ${s.network.pool.idle.length}/${s.network.pool.size} idle${s.network.pool.idle.length > 0 ? ` (${s.network.pool.idle.join(', ')})` : ''}, ${s.network.pool.inUse.length} in use`,
+          ...(s.network.resolver === null ? [] : [`  resolver:  ${s.network.resolver}`]),
+        ]),
   ].join('\n');
 }
 

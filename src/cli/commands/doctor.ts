@@ -21,7 +21,7 @@ Exit status: 0 when nothing failed, 1 otherwise.`,
       const cli = createContext(command);
       // Loaded on use: the checks pull in the store, VMM drivers and more, which other commands never need.
       const { runDoctor } = await import('../../doctor/doctor.js');
-      const report = runDoctor({
+      const report = await runDoctor({
         layout: cli.layout,
         uid: cli.pathEnv.uid,
         home: cli.pathEnv.home,

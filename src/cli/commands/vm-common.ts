@@ -33,6 +33,7 @@ export function parseDiskSize(value: string): number {
 }
 
 const INIT_CHOICES = ['minimal', 'systemd'] as const;
+const NETWORK_CHOICES = ['isolated', 'shared'] as const;
 
 /**
  * The spec options shared by `vm create` and `vm run`. Unset values resolve
@@ -57,7 +58,16 @@ export function addSpecOptions<T extends CommandUnknownOpts>(command: T): T {
         .choices(INIT_CHOICES)
         .default('minimal' as const),
     )
-    .addHelpText('after', '\n`banger doctor` shows the vcpu, memory and disk defaults on this host and where each comes from.');
+    .option('--nat', 'let the guest reach beyond the host (masqueraded); off by default: the guest reaches only the host')
+    .addOption(
+      new Option('--network <name>', 'isolated: no other guest is reachable; shared: reach (and be reached by) the other guests on the shared network')
+        .choices(NETWORK_CHOICES)
+        .default('isolated' as const),
+    )
+    .addHelpText(
+      'after',
+      '\nGuests resolve each other as <name>.vm (banger answers DNS); names beyond .vm resolve only with --nat.\n`banger doctor` shows the vcpu, memory and disk defaults on this host and where each comes from.',
+    );
   return command;
 }
 
@@ -68,6 +78,8 @@ export interface SpecOptions {
   memory?: number;
   diskSize?: number;
   init: 'minimal' | 'systemd';
+  nat?: boolean;
+  network: 'isolated' | 'shared';
 }
 
 /** The spec to create: the flags given, the resolved defaults for the rest. */
@@ -90,6 +102,8 @@ export async function createVm(cli: CliContext, options: SpecOptions, noStart: b
     ...(options.image === undefined ? {} : { image: options.image }),
     ...spec,
     init: options.init,
+    nat: options.nat === true,
+    network: options.network,
     noStart,
   });
   noteEmulation(cli, info);

@@ -102,20 +102,28 @@ VMs are referred to by name or id, or a unique prefix of either.`,
     });
 
   vm.command('set')
-    .description('Change vcpu, memory or disk size; applies on the next start (the disk only grows)')
+    .description('Change vcpu, memory or disk size (on the next start; the disk only grows) or NAT (at once)')
     .argument('<vm>', 'name or id')
     .option('--vcpu <count>', 'virtual CPUs', parseIntOption(1, 64))
     .option('--memory <size>', 'memory in MiB or with a unit', parseMemory)
     .option('--disk-size <size>', 'work disk size (grow only)', parseDiskSize)
+    .option('--nat', 'let the guest reach beyond the host (applied at once to a running VM)')
+    .option('--no-nat', 'cut the guest off from everything beyond the host (at once)')
     .action(async (ref, options, command) => {
       const cli = createContext(command);
       const info = await cli.call('vmSet', {
         ref,
+        ...(options.nat === undefined ? {} : { nat: options.nat }),
         ...(options.vcpu === undefined ? {} : { vcpu: options.vcpu }),
         ...(options.memory === undefined ? {} : { memoryMiB: options.memory }),
         ...(options.diskSize === undefined ? {} : { diskSizeBytes: options.diskSize }),
       });
-      cli.out.result(info, (v) => `VM ${v.name}: ${formatSpec(v.spec)}${v.state === 'running' ? ' (restart to apply)' : ''}`);
+      const restart = options.vcpu !== undefined || options.memory !== undefined || options.diskSize !== undefined;
+      cli.out.result(
+        info,
+        (v) =>
+          `VM ${v.name}: ${formatSpec(v.spec)}, NAT ${v.spec.nat ? 'on' : 'off'}${v.state === 'running' && restart ? ' (restart to apply vcpu, memory and disk)' : ''}`,
+      );
     });
 
   vm.command('logs')

@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+
 import type { Logger } from 'pino';
 
 import { buildInfo } from '../../build-info.js';
@@ -113,8 +115,18 @@ export class HostNetwork {
     this.pool.refill();
   }
 
-  /** A tap for a VM: from the pool, or created on the spot. */
+  /**
+   * A tap for a VM: from the pool, or created on the spot. A bridge removed
+   * behind the daemon's back (by hand, or a reboot of the network) is set
+   * up again, and the pool's taps, detached with it, are replaced.
+   */
   async acquireTap(): Promise<string> {
+    if (this.#isReady && !existsSync(`/sys/class/net/${this.#settings.bridge}`)) {
+      this.#log.warn({ bridge: this.#settings.bridge }, 'the bridge disappeared: setting it up again');
+      this.#ready = undefined;
+      this.#isReady = false;
+      await this.pool.discardIdle();
+    }
     await this.ensureReady();
     return this.pool.take();
   }
@@ -169,21 +181,17 @@ export class HostNetwork {
       return;
     }
     const liveTaps = new Set(live.map((vm) => vm.tap));
-    const idle: string[] = [];
+    this.pool.adopt([], [...liveTaps]);
     for (const tap of state.taps) {
-      if (liveTaps.has(tap.name)) continue;
-      if (tap.owner === (process.getuid?.() ?? -1) && idle.length < this.pool.size) {
+      if (liveTaps.has(tap.name) || this.pool.holds(tap.name)) continue;
+      if (tap.owner === (process.getuid?.() ?? -1) && this.pool.hasRoom()) {
         if (tap.shared) await this.#ops.setTapNetwork(tap.name, 'isolated');
-        idle.push(tap.name);
+        this.pool.adopt([tap.name], []);
       } else {
         await this.#ops.deleteTap(tap.name);
         this.#log.info({ tap: tap.name }, 'reconcile: removed a tap no VM uses');
       }
     }
-    this.pool.adopt(
-      idle,
-      live.map((vm) => vm.tap),
-    );
     const natWanted = new Set(live.filter((vm) => vm.nat).map((vm) => vm.guestIp));
     for (const address of state.natGuests) {
       if (natWanted.has(address)) continue;

@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+
 import type { Logger } from 'pino';
 
 import { MAX_TAP_INDEX, tapName } from '../../root-helper/policy.js';
@@ -29,8 +31,12 @@ export class TapPool {
   readonly #creating = new Set<string>();
   #refilling: Promise<void> | undefined;
 
-  constructor(deps: { ops: PrivilegedOps; bridge: string; uid: number; size: number; log: Logger }) {
+  /** Whether a tap still exists on the host (one deleted behind the pool's back is skipped). */
+  readonly #exists: (tap: string) => boolean;
+
+  constructor(deps: { ops: PrivilegedOps; bridge: string; uid: number; size: number; log: Logger; exists?: (tap: string) => boolean }) {
     this.#ops = deps.ops;
+    this.#exists = deps.exists ?? ((tap) => existsSync(`/sys/class/net/${tap}`));
     this.#bridge = deps.bridge;
     this.#uid = deps.uid;
     this.#size = deps.size;
@@ -51,6 +57,11 @@ export class TapPool {
     for (const tap of idle) if (!this.#idle.includes(tap) && !this.#inUse.has(tap)) this.#idle.push(tap);
   }
 
+  /** Whether `tap` is one of the pool's (idle or in use). */
+  holds(tap: string): boolean {
+    return this.#idle.includes(tap) || this.#inUse.has(tap);
+  }
+
   /** Whether the pool wants another idle tap (used by reconcile to adopt or delete a leftover). */
   hasRoom(): boolean {
     return this.#idle.length + this.#creating.size < this.#size;
@@ -58,7 +69,9 @@ export class TapPool {
 
   /** An idle tap for a VM (created now if the pool is empty); the pool refills in the background. */
   async take(): Promise<string> {
-    const tap = this.#idle.shift() ?? (await this.#create());
+    let tap = this.#idle.shift();
+    while (tap !== undefined && !this.#exists(tap)) tap = this.#idle.shift();
+    tap ??= await this.#create();
     this.#inUse.add(tap);
     this.refill();
     return tap;
@@ -73,6 +86,12 @@ export class TapPool {
       return;
     }
     await this.#ops.deleteTap(tap);
+  }
+
+  /** Deletes every idle tap (after the bridge went away, they are attached to nothing). */
+  async discardIdle(): Promise<void> {
+    await this.settled();
+    for (const tap of this.#idle.splice(0)) await this.#ops.deleteTap(tap).catch(() => undefined);
   }
 
   /** Forgets a tap that is gone (deleted elsewhere, or failed). */

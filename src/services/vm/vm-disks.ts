@@ -31,22 +31,24 @@ export interface UpperDiskInputs {
 /** Sparse size of every upper disk: room for what a guest installs over the image. */
 const UPPER_DISK_BYTES = 8 * 1024 ** 3;
 
-/** Builds both disks of a new VM in `dir` (0700), from staging trees that are removed afterwards. */
-export async function buildVmDisks(dir: string, upper: UpperDiskInputs, work: WorkDiskInputs, ctx: OpContext): Promise<void> {
+/** Builds both disks of a new VM in `dir` (0700), from staging trees that are removed afterwards. Returns the VM's SSH host public key (to pin). */
+export async function buildVmDisks(dir: string, upper: UpperDiskInputs, work: WorkDiskInputs, ctx: OpContext): Promise<{ hostPublicKey: string }> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const staging = mkdtempSync(join(dir, STAGING_PREFIX));
   try {
     mkdirSync(join(staging, 'upper'));
     mkdirSync(join(staging, 'work'));
-    await buildUpperDisk(join(dir, VM_UPPER_DISK), join(staging, 'upper'), upper, ctx);
+    const hostPublicKey = await buildUpperDisk(join(dir, VM_UPPER_DISK), join(staging, 'upper'), upper, ctx);
     const skipped = await buildWorkDisk(join(dir, VM_WORK_DISK), join(staging, 'work'), work, ctx);
     for (const path of skipped) ctx.log.warn({ path }, 'file_sync: host path missing, skipped');
+    return { hostPublicKey };
   } finally {
     rmSync(staging, { recursive: true, force: true });
   }
 }
 
-export async function buildUpperDisk(path: string, staging: string, inputs: UpperDiskInputs, ctx: OpContext): Promise<void> {
+/** Returns the public half of the host key it generated. */
+export async function buildUpperDisk(path: string, staging: string, inputs: UpperDiskInputs, ctx: OpContext): Promise<string> {
   const upper = join(staging, 'upper');
   const etc = join(upper, 'etc');
   mkdirSync(join(etc, 'ssh', 'sshd_config.d'), { recursive: true });
@@ -56,12 +58,15 @@ export async function buildUpperDisk(path: string, staging: string, inputs: Uppe
   writeFileSync(join(etc, 'resolv.conf'), `nameserver ${inputs.gatewayIp}\n`);
   writeFileSync(join(etc, 'ssh', 'sshd_config.d', '99-banger.conf'), SSHD_DROPIN);
   writeFileSync(join(etc, 'inittab'), MINIMAL_INITTAB);
-  await generateHostKey(join(etc, 'ssh', 'ssh_host_ed25519_key'), `root@${inputs.name}`);
+  const hostKey = join(etc, 'ssh', 'ssh_host_ed25519_key');
+  await generateHostKey(hostKey, `root@${inputs.name}`);
+  const hostPublicKey = readFileSync(`${hostKey}.pub`, 'utf8');
   copyFileSync(inputs.busybox, join(upper, 'banger', 'busybox'));
   chmodSync(join(upper, 'banger', 'busybox'), 0o755);
   copyFileSync(inputs.minimalInit, join(upper, 'banger', 'init'));
   chmodSync(join(upper, 'banger', 'init'), 0o755);
   await mkfs(path, staging, UPPER_DISK_BYTES, ctx);
+  return hostPublicKey;
 }
 
 export interface WorkDiskInputs {

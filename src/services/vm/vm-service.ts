@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import * as names from '../../config/filenames.js';
 import type { Layout } from '../../config/paths.js';
 import type { FileSyncEntry } from '../../config/schema.js';
-import { forgetHosts } from '../../guest/known-hosts.js';
+import { forgetHosts, pinHostKey } from '../../guest/known-hosts.js';
 import type { GuestConnection } from '../../guest/guest-connection.js';
 import { waitForSsh } from '../../guest/ssh-client.js';
 import { ensureSshKey } from '../../guest/ssh-keys.js';
@@ -13,12 +13,12 @@ import { findExecutable, isStaticElf } from '../../host/executables.js';
 import { BangerError } from '../../rpc/errors.js';
 import type { ImageRecord } from '../../store/images-repo.js';
 import { newId, resolveRef } from '../../store/records.js';
-import type { InitMode, VmRecord, VmSpec, VmsRepo } from '../../store/vms-repo.js';
+import type { VmRecord, VmSpec, VmsRepo } from '../../store/vms-repo.js';
 import type { VmmDriver } from '../../vmm/driver.js';
 import type { ImageService } from '../image/image-service.js';
 import type { KernelService } from '../kernel/kernel-service.js';
-import { VM_NETWORKS, type HostNetwork, type VmAttachment } from '../network/host-network.js';
-import { slotCapacity, slotNetwork, slotOfAddress, type NetworkConfig } from '../network/slot.js';
+import type { HostNetwork, VmAttachment } from '../network/host-network.js';
+import { slotCapacity, slotNetwork, type NetworkConfig } from '../network/slot.js';
 import { KeyedLock } from '../keyed-lock.js';
 import type { OpContext } from '../op-context.js';
 import type { GuestAccess } from './guest-access.js';
@@ -26,6 +26,7 @@ import { HandleCache } from './handles.js';
 import { generateVmName, validateVmName } from './names.js';
 import { shutdownVm } from './shutdown.js';
 import { runSteps } from './steps.js';
+import { validateSpec } from './vm-spec.js';
 import { buildVmDisks, growDisk } from './vm-disks.js';
 
 const MINIMAL_INIT = fileURLToPath(new URL('../../guest/minimal-init.sh', import.meta.url));
@@ -43,6 +44,8 @@ export interface VmServiceDeps {
   fileSync: readonly FileSyncEntry[];
   defaultImage: string;
   env: NodeJS.ProcessEnv;
+  /** Called after the set of running VMs may have changed (banger's ssh_config lists them). */
+  onRunningChanged?: () => void;
 }
 
 export interface CreateParams {
@@ -174,6 +177,7 @@ export class VmService {
           },
           rollback: () => {
             rmSync(this.vmDir({ id }), { recursive: true, force: true });
+            if (vm !== undefined) forgetHosts(this.#deps.layout.knownHosts, hostNames(vm, slotNetwork(this.#deps.networkConfig, vm.slot).guestIp));
             return Promise.resolve();
           },
         },
@@ -215,12 +219,14 @@ export class VmService {
     if (busybox === undefined || !isStaticElf(busybox)) {
       throw new BangerError('ERR_HOST_TOOL_MISSING', 'a static busybox is needed for the guest', { hint: 'apt-get install busybox-static' });
     }
-    await buildVmDisks(
+    const { hostPublicKey } = await buildVmDisks(
       this.vmDir(vm),
       { name: vm.name, guestIp: net.guestIp, gatewayIp: net.gatewayIp, busybox, minimalInit: MINIMAL_INIT },
       { authorizedKey: key.publicKey, fileSync: this.#deps.fileSync, sizeBytes: vm.spec.diskSizeBytes },
       ctx,
     );
+    // Pinned before the first boot: the first connection already verifies the key banger made.
+    pinHostKey(this.#deps.layout.knownHosts, hostNames(vm, net.guestIp), hostPublicKey);
   }
 
   start(ref: string, ctx: OpContext): Promise<VmRecord> {
@@ -323,6 +329,7 @@ export class VmService {
       throw error;
     }
     this.#deps.vms.setState(vm.id, 'running');
+    this.#deps.onRunningChanged?.();
   }
 
   stop(ref: string, ctx: OpContext): Promise<VmRecord> {
@@ -353,6 +360,7 @@ export class VmService {
     await this.#deps.network.detach(slotNetwork(this.#deps.networkConfig, vm.slot).guestIp, handles?.tap);
     this.#handles.clear(vm.id, this.vmDir(vm));
     rmSync(this.runDir(vm), { recursive: true, force: true });
+    this.#deps.onRunningChanged?.();
   }
 
   kill(ref: string, ctx: OpContext): Promise<VmRecord> {
@@ -381,8 +389,7 @@ export class VmService {
       ctx.progress('delete', `deleting ${vm.name}`);
       await this.#cleanupRuntime(vm);
       rmSync(this.vmDir(vm), { recursive: true, force: true });
-      const net = slotNetwork(this.#deps.networkConfig, vm.slot);
-      forgetHosts(this.#deps.layout.knownHosts, [net.guestIp, vm.name, `${vm.name}.vm`]);
+      forgetHosts(this.#deps.layout.knownHosts, hostNames(vm, slotNetwork(this.#deps.networkConfig, vm.slot).guestIp));
       this.#deps.vms.delete(vm.id);
       return vm;
     });
@@ -470,44 +477,16 @@ export class VmService {
       log.info({ vm: vm.name }, 'reconcile: VM no longer running, cleaned up');
     }
     await this.#deps.network.reconcile(live);
+    this.#deps.onRunningChanged?.();
   }
+}
 
-  /** The address of the running VM called `name` (for the DNS server), if there is one. */
-  liveAddress(name: string): string | undefined {
-    const vm = this.#deps.vms.list().find((candidate) => candidate.name === name);
-    return vm !== undefined && this.alive(vm) ? slotNetwork(this.#deps.networkConfig, vm.slot).guestIp : undefined;
-  }
-
-  /** Whether `address` belongs to a running VM with NAT on (only those may resolve names beyond `.vm`). */
-  natEnabledFor(address: string): boolean {
-    const slot = slotOfAddress(this.#deps.networkConfig, address);
-    const vm = slot === undefined ? undefined : this.#deps.vms.list().find((candidate) => candidate.slot === slot);
-    return vm !== undefined && vm.spec.nat && this.alive(vm);
-  }
-
-  /** Name and address of every running VM (banger's ssh_config). */
-  liveHosts(): { name: string; ip: string }[] {
-    return this.#deps.vms
-      .list()
-      .filter((vm) => this.alive(vm))
-      .map((vm) => ({ name: vm.name, ip: slotNetwork(this.#deps.networkConfig, vm.slot).guestIp }));
-  }
+/** The names a VM's host key is pinned under: its address, its name and `<name>.vm`. */
+function hostNames(vm: { name: string }, guestIp: string): string[] {
+  return [guestIp, vm.name, `${vm.name}.vm`];
 }
 
 function requireTap(tap: string | undefined): string {
   if (tap === undefined) throw new Error('network step did not run');
   return tap;
-}
-
-function validateSpec(spec: VmSpec): void {
-  if (!Number.isInteger(spec.vcpu) || spec.vcpu < 1 || spec.vcpu > 64) throw new BangerError('ERR_INVALID_ARGUMENT', `vcpu must be 1-64, got ${spec.vcpu}`);
-  if (!Number.isInteger(spec.memoryMiB) || spec.memoryMiB < 128)
-    throw new BangerError('ERR_INVALID_ARGUMENT', `memory must be at least 128 MiB, got ${spec.memoryMiB}`);
-  if (!Number.isInteger(spec.diskSizeBytes) || spec.diskSizeBytes < 1024 ** 3) {
-    throw new BangerError('ERR_INVALID_ARGUMENT', 'the work disk must be at least 1G');
-  }
-  const modes: InitMode[] = ['minimal', 'systemd'];
-  if (!modes.includes(spec.init)) throw new BangerError('ERR_INVALID_ARGUMENT', `init must be minimal or systemd, got ${spec.init}`);
-  if (typeof spec.nat !== 'boolean') throw new BangerError('ERR_INVALID_ARGUMENT', 'nat must be true or false');
-  if (!VM_NETWORKS.includes(spec.network)) throw new BangerError('ERR_INVALID_ARGUMENT', `network must be ${VM_NETWORKS.join(' or ')}, got ${spec.network}`);
 }
