@@ -22,7 +22,8 @@ export function sshArgs(target: VmSshTarget, options: { interactive: boolean; tt
     '-o',
     'GlobalKnownHostsFile=/dev/null',
     '-o',
-    `StrictHostKeyChecking=${options.interactive ? 'accept-new' : 'yes'}`,
+    // banger pinned the VM's host key before its first boot: never accept another.
+    'StrictHostKeyChecking=yes',
     '-o',
     'LogLevel=ERROR',
     ...(options.interactive ? [] : ['-o', 'BatchMode=yes']),
