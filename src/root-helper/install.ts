@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 
@@ -93,6 +93,13 @@ export async function uninstallHelper(uid: number, node: string): Promise<string
   }
   stopService();
   for (const path of [SYSTEMD_UNIT, HELPER_CONFIG, join(INSTALL_DIR, HELPER_BUNDLE), join(INSTALL_DIR, 'build-info.json')]) rmSync(path, { force: true });
+  for (const dir of [INSTALL_DIR, dirname(HELPER_CONFIG), HELPER_SOCKET_DIR]) {
+    try {
+      rmdirSync(dir); // only when empty: anything else there is not ours
+    } catch {
+      // not empty, or already gone
+    }
+  }
   if (systemdRuns()) spawnSync('systemctl', ['daemon-reload']);
   return ['helper stopped; its service, config and code removed'];
 }

@@ -60,6 +60,14 @@ describe('VM networking in a network namespace', { timeout: 1_800_000 }, () => {
   const table = (): string => nftTableName(world.bridge ?? '');
   const natGuests = (): string => hostNs.tryRun('nft', 'list', 'set', 'ip', table(), 'nat_guests') ?? '';
 
+  test('doctor, run as the user, finds the root helper: reachable, same build, this bridge and subnet', async () => {
+    const report = JSON.parse((await world.run(['doctor', '--json'])).stdout) as { checks: { id: string; status: string; detail: string }[] };
+    const helper = report.checks.find((c) => c.id === 'root-helper');
+    assert.equal(helper?.status, 'pass', helper?.detail);
+    assert.match(helper.detail, new RegExp(`bridge ${world.bridge ?? ''}`));
+    assert.equal(report.checks.find((c) => c.id === 'tun')?.status, 'pass');
+  });
+
   test('two VMs on the shared network resolve and reach each other as <name>.vm', async () => {
     const results = await Promise.all(
       ['s1', 's2'].map((name) => world.run(['vm', 'create', '--name', name, '--network', 'shared', '--json'], { timeoutMs: 900_000 })),

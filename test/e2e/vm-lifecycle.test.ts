@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -76,6 +76,15 @@ describe(`VM lifecycle on real QEMU${userModeLabel()}`, () => {
     assert.equal(created.spec.vcpu, 1);
     // QEMU runs as whoever runs banger: the test user in user mode (only the helper is root).
     for (const pid of world.vmmPids()) assert.equal(processUid(pid), world.user?.uid ?? 0, `qemu ${pid} runs as ${world.user?.name ?? 'root'}`);
+
+    // Opt-in ssh-config: after --install, plain ssh reaches box.vm through banger's own ssh_config.
+    assert.equal((await world.run(['ssh-config', '--install'])).code, 0);
+    const userSshConfig = join(world.env.HOME ?? '', '.ssh', 'config');
+    const [ssh, ...sshArgs] = [...world.commandPrefix(), 'ssh', '-F', userSshConfig, '-o', 'BatchMode=yes', 'root@box.vm', 'cat', '/etc/hostname'];
+    const plain = spawnSync(ssh, sshArgs, { encoding: 'utf8', env: world.env, timeout: 60_000 });
+    assert.equal(plain.status, 0, plain.stderr);
+    assert.equal(plain.stdout.trim(), 'box');
+    assert.equal((await world.run(['ssh-config', '--uninstall'])).code, 0);
 
     const completion = await world.run(['__complete', 'vm', 'exec', 'bo']);
     assert.match(completion.stdout, /^box\trunning /m, 'VM names complete from the daemon');

@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -102,7 +102,11 @@ export class BangerWorld {
   /** A world, with its root helper already running when it has a user (vmWorldOptions in user mode). */
   static async create(options: WorldOptions = {}): Promise<BangerWorld> {
     const world = new BangerWorld(options);
-    if (world.user !== undefined && world.bridge !== undefined) await world.startHelper();
+    if (world.user !== undefined && world.bridge !== undefined) {
+      // What `banger system install` does for real: QEMU, as the user, opens the taps it owns through /dev/net/tun.
+      chmodSync('/dev/net/tun', 0o666);
+      await world.startHelper();
+    }
     return world;
   }
 

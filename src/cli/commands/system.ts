@@ -4,6 +4,7 @@ import { join } from 'node:path';
 
 import { loadConfig } from '../../config/load.js';
 import { distPath } from '../../dist-root.js';
+import { installCommand } from '../../doctor/privilege-checks.js';
 import { BangerError } from '../../rpc/errors.js';
 import { createContext } from '../context.js';
 
@@ -12,6 +13,12 @@ interface TargetUser {
   uid: number;
   gid: number;
   home: string;
+}
+
+function requireRoot(what: string): void {
+  if (process.getuid?.() !== 0) {
+    throw new BangerError('ERR_NEEDS_ROOT', `${what} needs root`, { hint: `run it with sudo: ${installCommand()}` });
+  }
 }
 
 /** The user the helper is installed for: --user, else the one who ran sudo. */
@@ -54,6 +61,7 @@ after upgrading banger or changing [network]. See docs/security.md.`,
     )
     .action(async (options, command) => {
       const cli = createContext(command);
+      requireRoot('installing the root helper');
       const { installHelper } = await import('../../root-helper/install.js');
       const user = targetUser(options.user, cli.pathEnv.env);
       // The user's own config decides their bridge and subnet (the default path: sudo does not keep XDG_CONFIG_HOME).
@@ -76,6 +84,7 @@ after upgrading banger or changing [network]. See docs/security.md.`,
     .option('--user <name>', 'the user (default: the user who ran sudo)')
     .action(async (options, command) => {
       const cli = createContext(command);
+      requireRoot('removing the root helper');
       const { uninstallHelper } = await import('../../root-helper/install.js');
       const user = targetUser(options.user, cli.pathEnv.env);
       const steps = await uninstallHelper(user.uid, process.execPath);
