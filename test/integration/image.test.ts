@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 
 import type { ImageInfo } from '../../src/rpc/methods.js';
+import { MASKED_UNITS } from '../../src/services/image/rootfs-builder.js';
 import { BangerWorld } from './harness.js';
 
 /** Image pull builds a real Debian root with mmdebstrap on this host; register/promote/delete around it. */
@@ -29,15 +30,29 @@ describe('images', () => {
     assert.ok(existsSync(bookworm.rootfs));
   });
 
-  test('the image is a shareable Debian root: sshd, git, curl, systemd, and no baked host keys', () => {
-    const ls = (path: string): string =>
-      execFileSync('debugfs', ['-R', `ls -l ${path}`, bookworm.rootfs], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-    const cat = (path: string): string =>
-      execFileSync('debugfs', ['-R', `cat ${path}`, bookworm.rootfs], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  const debugfs = (request: string): string =>
+    execFileSync('debugfs', ['-R', request, bookworm.rootfs], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  const ls = (path: string): string => debugfs(`ls -l ${path}`);
+  const cat = (path: string): string => debugfs(`cat ${path}`);
+  const stat = (path: string): string => debugfs(`stat ${path}`);
+
+  test('the image is a shareable Debian root: sshd, git, curl, systemd, no baked host keys, hostname, masked units', () => {
     for (const binary of ['sshd', 'git', 'curl']) assert.match(ls('/usr/bin') + ls('/usr/sbin'), new RegExp(`\\s${binary}\\s*$`, 'm'), binary);
     assert.match(ls('/usr/lib/systemd'), /\ssystemd\s*$/m);
     assert.doesNotMatch(ls('/etc/ssh'), /ssh_host_/);
     assert.match(cat('/usr/lib/os-release'), /VERSION_CODENAME=bookworm/);
+    assert.equal(cat('/etc/hostname'), 'banger\n');
+    assert.equal(cat('/etc/machine-id'), '');
+    for (const unit of MASKED_UNITS) assert.match(stat(`/etc/systemd/system/${unit}`), /Fast link dest: "\/dev\/null"/, unit);
+  });
+
+  test('owners, modes and device nodes are as Debian made them (the same path builds as root and as a user)', () => {
+    assert.match(stat('/etc/shadow'), /Mode:\s+0640[\s\S]*User:\s+0\s+Group:\s+42\s/);
+    assert.match(stat('/usr/bin/passwd'), /Mode:\s+04755[\s\S]*User:\s+0\s+Group:\s+0\s/);
+    assert.match(stat('/root'), /Type: directory\s+Mode:\s+0700[\s\S]*User:\s+0\s+Group:\s+0\s/);
+    assert.match(stat('/var/cache/apt/archives'), /Mode:\s+0755[\s\S]*User:\s+0\s/);
+    assert.match(stat('/dev/null'), /Type: character special\s+Mode:\s+0666[\s\S]*Device major\/minor number: 01:03/);
+    execFileSync('e2fsck', ['-fn', bookworm.rootfs], { stdio: 'ignore' });
   });
 
   test('list, show and catalog agree', async () => {

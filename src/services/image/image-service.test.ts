@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,8 +19,9 @@ import { ImageService, type RootBuilder } from './image-service.js';
 
 /**
  * ImageService's publishing rules with a fake root builder (the real one,
- * mmdebstrap, is exercised by test/integration/image.test.ts). The fake
- * writes a tiny tree; packing into ext4 is real.
+ * mmdebstrap, is exercised by test/integration/image.test.ts and
+ * image-rootless.test.ts). The fake writes a tarball of a tiny tree; packing
+ * it into ext4 is real.
  */
 
 const root = mkdtempSync(join(tmpdir(), 'banger-images-'));
@@ -54,8 +56,11 @@ function setup(buildRoot: RootBuilder): { service: ImageService; imagesDir: stri
 }
 
 const tinyTree: RootBuilder = (_entry, target) => {
-  mkdirSync(join(target, 'etc'), { recursive: true });
-  writeFileSync(join(target, 'etc', 'os-release'), 'ID=test\n');
+  const tree = mkdtempSync(join(root, 'tree-'));
+  mkdirSync(join(tree, 'etc'));
+  writeFileSync(join(tree, 'etc', 'os-release'), 'ID=test\n');
+  execFileSync('tar', ['-C', tree, '-cf', target, '.']);
+  rmSync(tree, { recursive: true });
   return Promise.resolve();
 };
 
@@ -63,10 +68,10 @@ test('pulls of different names run side by side', async () => {
   const started: string[] = [];
   let release!: () => void;
   const gate = new Promise<void>((resolve) => (release = resolve));
-  const { service } = setup(async (e, target, c) => {
+  const { service } = setup(async (e, target, h, c) => {
     started.push(e.name);
     await gate;
-    await tinyTree(e, target, c);
+    await tinyTree(e, target, h, c);
   });
   const pulls = [service.pull('one', ctx()), service.pull('two', ctx())];
   // Both builds start before either finishes: nothing serialises different names.
@@ -79,10 +84,10 @@ test('pulls of different names run side by side', async () => {
 
 test('two pulls of one name build once and yield one image', async () => {
   let builds = 0;
-  const { service } = setup(async (e, target, c) => {
+  const { service } = setup(async (e, target, h, c) => {
     builds++;
     await new Promise((r) => setTimeout(r, 50));
-    await tinyTree(e, target, c);
+    await tinyTree(e, target, h, c);
   });
   const [a, b] = await Promise.all([service.pull('one', ctx()), service.pull('one', ctx())]);
   assert.equal(builds, 1);
@@ -95,8 +100,7 @@ test('two pulls of one name build once and yield one image', async () => {
 
 test('a failed build leaves no image and no directory', async () => {
   const { service, imagesDir } = setup(async (_e, target) => {
-    mkdirSync(target, { recursive: true });
-    writeFileSync(join(target, 'partial'), 'half-built');
+    writeFileSync(target, 'half-built');
     await Promise.resolve();
     throw new BangerError('ERR_HOST_COMMAND_FAILED', 'mmdebstrap failed (exit 1): E: no network');
   });
@@ -106,8 +110,8 @@ test('a failed build leaves no image and no directory', async () => {
 });
 
 test('a cancelled build leaves nothing either', async () => {
-  const { service, imagesDir } = setup(async (e, target, c) => {
-    await tinyTree(e, target, c);
+  const { service, imagesDir } = setup(async (e, target, h, c) => {
+    await tinyTree(e, target, h, c);
     await new Promise((r) => setTimeout(r, 20));
   });
   const controller = new AbortController();

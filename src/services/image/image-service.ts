@@ -10,11 +10,19 @@ import { newId, resolveRef } from '../../store/records.js';
 import type { KernelService } from '../kernel/kernel-service.js';
 import type { OpContext } from '../op-context.js';
 import { publishStaged, sweepStaging } from '../staging.js';
+import { resolveBuildHost, type BuildHost } from './build-namespace.js';
 import { IMAGE_CATALOG, type ImageCatalogEntry } from './catalog.js';
-import { buildDebianRoot, packExt4 } from './rootfs-builder.js';
+import { packExt4 } from './ext4-pack.js';
+import { buildDebianRoot } from './rootfs-builder.js';
 
-/** Builds a catalog image's root tree into `target` (the real one runs mmdebstrap). */
-export type RootBuilder = (entry: ImageCatalogEntry, target: string, ctx: OpContext) => Promise<void>;
+/**
+ * Builds a catalog image's root filesystem into the tarball `target`, owners
+ * as numbers (the real one runs mmdebstrap).
+ */
+export type RootBuilder = (entry: ImageCatalogEntry, target: string, host: BuildHost, ctx: OpContext) => Promise<void>;
+
+/** Name of the root tarball inside a pull's staging dir; removed once packed. */
+const ROOT_TARBALL = 'rootfs.tar';
 
 export interface ImageServiceDeps {
   layout: Layout;
@@ -104,20 +112,22 @@ export class ImageService {
   }
 
   async #pullFromCatalog(entry: ImageCatalogEntry, ctx: OpContext): Promise<ImageRecord> {
+    // Before any work: a host that cannot build (tools, subordinate ids) fails at once.
+    const host = resolveBuildHost();
     const { kernel } = await this.#deps.kernels.pull(entry.kernel, ctx);
     const build =
       this.#deps.buildRoot ??
-      ((e: ImageCatalogEntry, target: string, c: OpContext) =>
-        buildDebianRoot(e, this.#deps.mirror, target, join(this.#deps.layout.cacheDir, names.APT_CACHE_DIR), c));
+      ((e: ImageCatalogEntry, target: string, h: BuildHost, c: OpContext) =>
+        buildDebianRoot(e, this.#deps.mirror, target, join(this.#deps.layout.cacheDir, names.APT_CACHE_DIR), h, c));
     const id = newId();
     return publishStaged(
       this.#deps.layout.imagesDir,
       id,
       async (staging) => {
-        const root = join(staging, 'root');
-        await build(entry, root, ctx);
-        const sizeBytes = await packExt4(root, join(staging, names.IMAGE_ROOTFS), ctx);
-        rmSync(root, { recursive: true, force: true });
+        const tarball = join(staging, ROOT_TARBALL);
+        await build(entry, tarball, host, ctx);
+        const sizeBytes = await packExt4(tarball, join(staging, names.IMAGE_ROOTFS), host, ctx);
+        rmSync(tarball, { force: true });
         return sizeBytes;
       },
       (final, sizeBytes) => {
