@@ -41,6 +41,7 @@ describe('VM networking in a network namespace', { timeout: 1_800_000 }, () => {
       "require('http').createServer((q, r) => r.end('outside ok\\n')).listen(8080, '192.168.77.2')",
     ]);
     world = await BangerWorld.create({ sharedDownloads: true, network: true, user: ensureTestUser(), netns: hostNs.name });
+    await world.pullOutsideNetns();
   });
   after(async () => {
     world.close();

@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -63,10 +63,16 @@ export class BangerWorld {
     this.netns = options.netns;
     let cache = options.sharedDownloads === true ? SHARED_CACHE : join(this.root, 'cache');
     if (this.user !== undefined && options.sharedDownloads === true) {
-      // The shared cache is root's; the user keeps downloads of its own next to it (kept between runs too).
-      cache = join(SHARED_CACHE, `as-${this.user.name}`);
+      // The shared cache is root's and may sit under a private dir (the checkout's .cache/ is 0700): the user
+      // keeps downloads of its own, next to CI's persistent cache when there is one, else in /tmp.
+      if (process.env.BANGER_TEST_CACHE !== undefined) {
+        chmodSync(SHARED_CACHE, 0o755); // traversable to reach the user's part (verified public downloads only)
+        cache = join(SHARED_CACHE, `as-${this.user.name}`);
+      } else {
+        cache = join(tmpdir(), `banger-test-cache-as-${this.user.name}`);
+      }
       mkdirSync(cache, { recursive: true });
-      chownSync(cache, this.user.uid, this.user.gid);
+      chownTree(cache, this.user);
     }
     this.env = {
       ...process.env,
@@ -136,9 +142,26 @@ export class BangerWorld {
     if (this.user !== undefined) chownTree(join(this.root, 'config'), this.user);
   }
 
+  /**
+   * Downloads a netns world needs (its namespace has no way out), made with
+   * a daemon in the host's network that is stopped afterwards: the next
+   * command starts the world's daemon inside the namespace.
+   */
+  async pullOutsideNetns(): Promise<void> {
+    this.#outside = true;
+    try {
+      await this.json(['image', 'pull', 'debian-bookworm'], { timeoutMs: 900_000 });
+      await this.json(['daemon', 'stop']);
+    } finally {
+      this.#outside = false;
+    }
+  }
+
+  #outside = false;
+
   /** argv prefix that runs a command the way banger runs in this world: in its netns, as its user. */
   commandPrefix(): string[] {
-    return [...(this.netns === undefined ? [] : ['ip', 'netns', 'exec', this.netns]), ...(this.user === undefined ? [] : asUser(this.user))];
+    return [...(this.netns === undefined || this.#outside ? [] : ['ip', 'netns', 'exec', this.netns]), ...(this.user === undefined ? [] : asUser(this.user))];
   }
 
   /** Runs `banger …` to completion; `input` (if any) is its stdin. */
