@@ -51,30 +51,26 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const buildInfo = { version: pkg.version, buildId: hash.digest('hex').slice(0, 16) };
 writeFileSync(join(dist, 'build-info.json'), JSON.stringify(buildInfo, null, 2) + '\n');
 
-await build({
-  entryPoints: [join(dist, 'src', 'cli', 'main.js')],
-  outfile: join(dist, 'cli.cjs'),
-  bundle: true,
-  platform: 'node',
-  format: 'cjs',
-  target: 'node20',
-  // Native addons stay packages (doctor's store check loads better-sqlite3).
-  external: ['better-sqlite3', 'ssh2', 'cpu-features'],
-  // src/dist-root.ts uses __filename in the bundle, import.meta.url elsewhere.
-  logOverride: { 'empty-import-meta': 'silent' },
-  logLevel: 'warning',
-});
+/** @param {string} entry @param {string} outfile @param {string[]} external */
+function bundle(entry, outfile, external = []) {
+  return build({
+    entryPoints: [join(dist, 'src', ...entry.split('/'))],
+    outfile: join(dist, outfile),
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    external,
+    // src/dist-root.ts uses __filename in the bundle, import.meta.url elsewhere.
+    logOverride: { 'empty-import-meta': 'silent' },
+    logLevel: 'warning',
+  });
+}
+
+// Native addons stay packages (doctor's store check loads better-sqlite3).
+await bundle('cli/main.js', 'cli.cjs', ['better-sqlite3', 'ssh2', 'cpu-features']);
 // The root helper is bundled too: `banger system install` copies this one
 // file (with build-info.json) to a root-owned directory, so the root service
 // never runs code from a user-writable checkout.
-await build({
-  entryPoints: [join(dist, 'src', 'root-helper', 'main.js')],
-  outfile: join(dist, 'root-helper.cjs'),
-  bundle: true,
-  platform: 'node',
-  format: 'cjs',
-  target: 'node20',
-  logOverride: { 'empty-import-meta': 'silent' },
-  logLevel: 'warning',
-});
+await bundle('root-helper/main.js', 'root-helper.cjs');
 console.log(`built banger ${buildInfo.version} (build ${buildInfo.buildId})`);

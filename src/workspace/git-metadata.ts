@@ -1,6 +1,6 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
 import { BangerError } from '../rpc/errors.js';
 import { git, gitOk } from './git.js';
@@ -64,7 +64,14 @@ export async function gitMetadata(
     const objects = await gitOk(snapshot.root, ['rev-list', '--objects', '--no-walk', ...parents.keys()], signal);
     const packDir = join(repo, '.git', 'objects', 'pack');
     mkdirSync(packDir, { recursive: true });
-    await gitOk(snapshot.root, ['-c', 'pack.window=0', '-c', 'pack.compression=1', 'pack-objects', '--quiet', join(packDir, 'pack')], signal, objects);
+    // The new repo is pack-objects' object directory (its temporary pack file goes there) and the
+    // host repo's objects are read as alternates: the host repo is only ever read, never written
+    // (it may be read-only, or not the daemon user's to write).
+    const hostObjects = resolve(snapshot.root, (await gitOk(snapshot.root, ['rev-parse', '--git-path', 'objects'], signal)).toString('utf8').trim());
+    await gitOk(snapshot.root, ['-c', 'pack.window=0', '-c', 'pack.compression=1', 'pack-objects', '--quiet', join(packDir, 'pack')], signal, objects, {
+      GIT_OBJECT_DIRECTORY: join(repo, '.git', 'objects'),
+      GIT_ALTERNATE_OBJECT_DIRECTORIES: hostObjects,
+    });
     if (boundary.length > 0) writeFileSync(join(repo, '.git', 'shallow'), boundary.sort().join('\n') + '\n');
     if (snapshot.branch === null) {
       await gitOk(repo, ['update-ref', '--no-deref', 'HEAD', snapshot.head], signal);

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
 
 import { BangerError } from '../rpc/errors.js';
 
@@ -35,7 +36,15 @@ export function git(
       (error, stdout, stderr) => {
         if (error !== null && typeof error.code !== 'number') {
           if (options.signal?.aborted === true) reject(options.signal.reason instanceof Error ? options.signal.reason : error);
-          else
+          else if (!directoryReadable(cwd)) {
+            // spawn reports a cwd it cannot enter as an error of the program
+            reject(
+              new BangerError('ERR_INVALID_ARGUMENT', `cannot read ${cwd}: permission denied`, {
+                cause: error,
+                hint: 'banger runs as you: the repo must be readable by your user',
+              }),
+            );
+          } else
             reject(
               new BangerError('ERR_HOST_TOOL_MISSING', `cannot run git: ${error.message}`, {
                 cause: error,
@@ -52,16 +61,35 @@ export function git(
   });
 }
 
+function directoryReadable(path: string): boolean {
+  try {
+    accessSync(path, constants.R_OK | constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Runs git and returns stdout, or throws ERR_HOST_COMMAND_FAILED with git's message. */
-export async function gitOk(cwd: string, args: readonly string[], signal?: AbortSignal, input?: Buffer): Promise<Buffer> {
-  const result = await git(cwd, args, { signal, input });
+export async function gitOk(cwd: string, args: readonly string[], signal?: AbortSignal, input?: Buffer, env?: NodeJS.ProcessEnv): Promise<Buffer> {
+  const result = await git(cwd, args, { signal, input, ...(env === undefined ? {} : { env }) });
   if (result.code !== 0) {
     throw new BangerError(
       'ERR_HOST_COMMAND_FAILED',
-      `git ${args[0] ?? ''} failed in ${cwd}: ${result.stderr.trim().split('\n').at(-1) ?? `exit ${result.code}`}`,
+      `git ${subcommand(args)} failed in ${cwd}: ${result.stderr.trim().split('\n').at(-1) ?? `exit ${result.code}`}`,
     );
   }
   return result.stdout;
+}
+
+/** The git subcommand of an argument list, past `-c key=value` options (for messages). */
+function subcommand(args: readonly string[]): string {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] ?? '';
+    if (arg === '-c' || arg === '-C') i++;
+    else if (!arg.startsWith('-')) return arg;
+  }
+  return '';
 }
 
 /** NUL-separated output (`-z`) split into entries. */

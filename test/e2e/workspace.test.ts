@@ -226,6 +226,7 @@ describe(`workspaces on real QEMU${userModeLabel()}`, { timeout: 1_800_000 }, ()
     const before = await fingerprint('ws', '/root/repo');
 
     const notRepo = mkdtempSync(join(scratch, 'plain-'));
+    chmodSync(notRepo, 0o755); // readable by the user banger may run as: not a repo, rather than unreadable
     const empty = newRepo();
     const unsafe = newRepo().write('a.txt', 'a\n');
     unsafe.commit();
