@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, realpathSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 
@@ -23,6 +23,7 @@ export const HELPER_BUNDLE = 'banger-root.cjs';
 export const SYSTEMD_UNIT = '/etc/systemd/system/banger-root.service';
 export const HELPER_LOG = '/var/log/banger-root.log';
 const PID_FILE = join(HELPER_SOCKET_DIR, 'helper.pid');
+const UDEV_RULE = '/etc/udev/rules.d/60-banger-tun.rules';
 const TUN = '/dev/net/tun';
 
 export interface InstallPlan {
@@ -40,12 +41,44 @@ export interface InstallReport {
   service: 'systemd' | 'process';
 }
 
+/**
+ * Writes a root-owned file atomically. Its directory must be root's, not a
+ * symlink, and writable by no one else (else whoever could write there would
+ * choose what root runs); the temporary file is created exclusively.
+ */
 function atomicWrite(path: string, data: string | Buffer, mode: number): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  const dir = dirname(path);
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  assertRootOwnedDir(dir);
   const temp = `${path}.tmp-${process.pid}`;
-  writeFileSync(temp, data, { mode });
+  rmSync(temp, { force: true });
+  writeFileSync(temp, data, { mode, flag: 'wx' });
   chmodSync(temp, mode);
   renameSync(temp, path);
+}
+
+export function assertRootOwnedDir(dir: string): void {
+  const stat = lstatSync(dir);
+  if (!stat.isDirectory() || stat.uid !== 0 || (stat.mode & 0o022) !== 0) {
+    throw new BangerError('ERR_HELPER_REFUSED', `${dir} must be a directory owned by root and writable only by root`, {
+      hint: `fix its ownership (chown root:root ${dir}; chmod go-w ${dir}) or remove it, then install again`,
+    });
+  }
+}
+
+/** The node that will run as root must be root's and writable only by root, as must every directory above it. */
+export function assertRootOwnedExecutable(path: string): void {
+  let current = realpathSync(path);
+  for (;;) {
+    const stat = statSync(current);
+    if (stat.uid !== 0 || (stat.mode & 0o022) !== 0) {
+      throw new BangerError('ERR_HELPER_REFUSED', `the root helper would run ${path}, but ${current} is not root's alone`, {
+        hint: 'install Node.js system-wide (e.g. the distribution package or NodeSource, in /usr/bin) and run the install with that node',
+      });
+    }
+    if (current === '/') return;
+    current = dirname(current);
+  }
 }
 
 function systemdRuns(): boolean {
@@ -54,6 +87,7 @@ function systemdRuns(): boolean {
 
 export async function installHelper(plan: InstallPlan): Promise<InstallReport> {
   if (process.getuid?.() !== 0) throw new BangerError('ERR_NEEDS_ROOT', 'installing the root helper needs root', { hint: 'run it with sudo' });
+  assertRootOwnedExecutable(plan.node);
   const steps: string[] = [];
   const config: HelperConfig = existsSync(HELPER_CONFIG) ? loadHelperConfig(HELPER_CONFIG) : { users: [] };
   const users = [...config.users.filter((u) => u.uid !== plan.policy.uid), plan.policy];
@@ -67,7 +101,7 @@ export async function installHelper(plan: InstallPlan): Promise<InstallReport> {
 
   if ((statSync(TUN).mode & 0o666) !== 0o666) {
     chmodSync(TUN, 0o666);
-    atomicWrite('/etc/udev/rules.d/60-banger-tun.rules', 'KERNEL=="tun", MODE="0666"\n', 0o644);
+    atomicWrite(UDEV_RULE, 'KERNEL=="tun", MODE="0666"\n', 0o644);
     steps.push(`${TUN} opened to users (0666, as Debian ships it) so QEMU can open the taps it owns`);
   }
   steps.push(...ensureSubordinateIds(plan.user));
@@ -93,6 +127,7 @@ export async function uninstallHelper(uid: number, node: string): Promise<string
   }
   stopService();
   for (const path of [SYSTEMD_UNIT, HELPER_CONFIG, join(INSTALL_DIR, HELPER_BUNDLE), join(INSTALL_DIR, 'build-info.json')]) rmSync(path, { force: true });
+  rmSync(UDEV_RULE, { force: true }); // /dev/net/tun keeps its mode until reboot; Debian's own default is 0666 anyway
   for (const dir of [INSTALL_DIR, dirname(HELPER_CONFIG), HELPER_SOCKET_DIR]) {
     try {
       rmdirSync(dir); // only when empty: anything else there is not ours
@@ -151,8 +186,9 @@ function stopService(): void {
   rmSync(PID_FILE, { force: true });
   if (!Number.isInteger(pid) || pid <= 1) return;
   try {
-    // Only a helper: its command line names the installed bundle.
-    if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(HELPER_BUNDLE)) process.kill(pid, 'SIGTERM');
+    // Only a helper: root's, its command line naming the installed bundle.
+    const isRootProcess = /^Uid:\s+0\s/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    if (isRootProcess && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(join(INSTALL_DIR, HELPER_BUNDLE))) process.kill(pid, 'SIGTERM');
   } catch {
     // already gone
   }

@@ -19,7 +19,8 @@ const VALID: Record<string, Record<string, unknown>> = {
   'bridge.delete': { bridge: 'banger0' },
   'tap.create': { tap: 'banger0p0', uid: 1234 },
   'tap.delete': { tap: 'banger0p17' },
-  'tap.network': { tap: 'banger0p3', network: 'shared' },
+  'tap.attach': { tap: 'banger0p3', guestIp: '172.30.0.4', mac: '52:54:ba:00:00:03', network: 'shared' },
+  'tap.release': { tap: 'banger0p3' },
   'nat.set': { guestIp: '172.30.0.2', enabled: true },
   'forwarding.enable': {},
   'resolver.route': { bridge: 'banger0', dnsPort: 5353 },
@@ -81,7 +82,11 @@ describe('root helper allow-list', { timeout: 10_000 }, () => {
       assert.match(refusal('tap.create', { tap: hostile, uid: 1234 }), /is not a tap of banger0/);
       assert.match(refusal('bridge.ensure', { bridge: hostile, dnsPort: 42069 }), /is not yours/);
       assert.match(refusal('nat.set', { guestIp: hostile, enabled: true }), /is not a guest address/);
-      assert.match(refusal('tap.network', { tap: 'banger0p1', network: hostile }), /network .* must be one of isolated, shared/);
+      assert.match(
+        refusal('tap.attach', { tap: 'banger0p1', guestIp: '172.30.0.4', mac: '52:54:ba:00:00:03', network: hostile }),
+        /network .* must be one of isolated, shared/,
+      );
+      assert.match(refusal('tap.attach', { tap: 'banger0p1', guestIp: '172.30.0.4', mac: hostile, network: 'shared' }), /not a banger guest MAC/);
     }
     assert.ok(refusal('tap.delete', { tap: 'x'.repeat(300) }).length < 200, 'refusals quote values cut short');
   });

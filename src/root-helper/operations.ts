@@ -68,12 +68,21 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = {
       return () => net.deleteTap(policy, tap);
     },
   },
-  'tap.network': {
-    args: ['tap', 'network'],
+  'tap.attach': {
+    args: ['tap', 'guestIp', 'mac', 'network'],
     prepare: (policy, a) => {
       const tap = check.tap(policy, a.tap);
+      const guestIp = check.guestIp(policy, a.guestIp);
+      const mac = check.mac(a.mac);
       const network = check.oneOf('network', NETWORKS, a.network);
-      return () => net.setTapNetwork(policy, tap, network);
+      return () => net.attachTap(policy, tap, guestIp, mac, network);
+    },
+  },
+  'tap.release': {
+    args: ['tap'],
+    prepare: (policy, a) => {
+      const tap = check.tap(policy, a.tap);
+      return () => net.releaseTap(policy, tap);
     },
   },
   'nat.set': {

@@ -95,6 +95,13 @@ export const check = {
     return policy.uid;
   },
 
+  /** A guest MAC as banger makes them: locally administered 52:54:ba, then three bytes (lowercase). */
+  mac(value: unknown): string {
+    if (typeof value !== 'string' || !/^52:54:ba(:[0-9a-f]{2}){3}$/.test(value))
+      throw refused(`mac ${describe(value)} is not a banger guest MAC (52:54:ba:xx:xx:xx)`);
+    return value;
+  },
+
   port(value: unknown): number {
     if (typeof value !== 'number' || !Number.isInteger(value) || value < 1024 || value > 65_535) {
       throw refused(`port ${describe(value)} must be an unprivileged port (1024-65535)`);

@@ -38,8 +38,14 @@ export abstract class PrivilegedOps {
     await this.call('tap.delete', { tap });
   }
 
-  async setTapNetwork(tap: string, network: 'isolated' | 'shared'): Promise<void> {
-    await this.call('tap.network', { tap, network });
+  /** Binds a tap to its VM (it may send only with that MAC and address) and puts it on the VM's network. */
+  async attachTap(tap: string, guestIp: string, mac: string, network: 'isolated' | 'shared'): Promise<void> {
+    await this.call('tap.attach', { tap, guestIp, mac, network });
+  }
+
+  /** Unbinds a tap from its VM and isolates it (for the pool). */
+  async releaseTap(tap: string): Promise<void> {
+    await this.call('tap.release', { tap });
   }
 
   async setNat(guestIp: string, enabled: boolean): Promise<void> {

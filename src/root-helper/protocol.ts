@@ -1,3 +1,5 @@
+import { StringDecoder } from 'node:string_decoder';
+
 /**
  * The root helper's wire format: one JSON object per line in each direction.
  * A request names an operation of the allow-list and its arguments; the
@@ -28,17 +30,22 @@ export function helperSocketPath(uid: number, dir: string = HELPER_SOCKET_DIR): 
 
 /** Splits a byte stream into lines; calls `onLine` for each complete one; `onOverflow` when a line exceeds the cap. */
 export function lineReader(onLine: (line: string) => void, onOverflow: () => void): (chunk: Buffer) => void {
+  const decoder = new StringDecoder('utf8'); // a character split across chunks stays whole
   let pending = '';
+  let overflowed = false;
   return (chunk) => {
-    pending += chunk.toString('utf8');
+    if (overflowed) return;
+    pending += decoder.write(chunk);
     let newline = pending.indexOf('\n');
     while (newline >= 0) {
       const line = pending.slice(0, newline);
       pending = pending.slice(newline + 1);
+      if (Buffer.byteLength(line) > MAX_LINE_BYTES) break;
       if (line.trim() !== '') onLine(line);
       newline = pending.indexOf('\n');
     }
-    if (pending.length > MAX_LINE_BYTES) {
+    if (newline >= 0 || Buffer.byteLength(pending) > MAX_LINE_BYTES) {
+      overflowed = true;
       pending = '';
       onOverflow();
     }

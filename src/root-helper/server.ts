@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { parseSubnet, subnetsOverlap } from '../host/ipv4.js';
 import { toBangerError } from '../rpc/errors.js';
 import { executeOperation } from './operations.js';
-import { refused, tapPrefix, validatePolicy, type HelperPolicy } from './policy.js';
+import { nftTableName, refused, tapIndex, tapPrefix, validatePolicy, type HelperPolicy } from './policy.js';
 import { helperSocketPath, lineReader, type HelperRequest, type HelperResponse } from './protocol.js';
 
 /**
@@ -37,8 +37,13 @@ export function checkPolicies(users: readonly HelperPolicy[]): void {
   for (const [i, a] of users.entries()) {
     for (const b of users.slice(i + 1)) {
       if (a.uid === b.uid) throw refused(`uid ${a.uid} appears twice in the helper config`);
-      if (tapPrefix(a.bridge) === tapPrefix(b.bridge))
+      if (tapPrefix(a.bridge) === tapPrefix(b.bridge)) {
         throw refused(`bridges ${a.bridge} and ${b.bridge} share their first 8 characters (tap names would clash)`);
+      }
+      if (nftTableName(a.bridge) === nftTableName(b.bridge)) throw refused(`bridges ${a.bridge} and ${b.bridge} would share banger's nftables tables`);
+      if (tapIndex(a.bridge, b.bridge) !== undefined || tapIndex(b.bridge, a.bridge) !== undefined) {
+        throw refused(`bridges ${a.bridge} and ${b.bridge}: one is named like a tap of the other`);
+      }
       const sa = parseSubnet(a.subnet);
       const sb = parseSubnet(b.subnet);
       if (sa !== undefined && sb !== undefined && subnetsOverlap(sa, sb)) throw refused(`subnets ${a.subnet} and ${b.subnet} overlap`);
@@ -66,6 +71,8 @@ export class HelperServer {
       const server = createServer((socket) => {
         this.#serve(socket, policy);
       });
+      // A daemon needs one connection; a few spare for doctor and tools. More only cost the helper.
+      server.maxConnections = 16;
       // Born 0600 (umask) and root's, then handed to its user: never open to anyone else.
       const previous = process.umask(0o177);
       try {
@@ -110,7 +117,15 @@ export class HelperServer {
       'data',
       lineReader(
         (line) => {
-          this.#queue = this.#queue.then(() => this.#handle(socket, policy, line));
+          // One request at a time per connection: the socket is read again once this one is answered.
+          socket.pause();
+          this.#queue = this.#queue
+            .then(() => this.#handle(socket, policy, line))
+            .catch((error: unknown) => {
+              this.#log.error({ uid: policy.uid, err_message: error instanceof Error ? error.message : String(error) }, 'request handling failed');
+              socket.destroy();
+            })
+            .finally(() => socket.resume());
         },
         () => {
           this.#log.warn({ uid: policy.uid }, 'request line too long: connection closed');
@@ -124,7 +139,9 @@ export class HelperServer {
     const started = Date.now();
     let request: Partial<HelperRequest>;
     try {
-      request = JSON.parse(line) as Partial<HelperRequest>;
+      const parsed: unknown = JSON.parse(line);
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
+      request = parsed;
     } catch {
       this.#log.warn({ uid: policy.uid }, 'malformed request: connection closed');
       socket.destroy();

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
@@ -74,8 +75,11 @@ describe('root helper', { timeout: 120_000 }, () => {
     await client.createTap('bhtest0p0', user.uid);
     assert.match(netns.run('cat', '/sys/class/net/bhtest0p0/owner'), new RegExp(`^${user.uid}$`, 'm'));
     assert.match(netns.run('bridge', '-d', 'link', 'show', 'dev', 'bhtest0p0'), /master bhtest0.*isolated on/s);
-    await client.setTapNetwork('bhtest0p0', 'shared');
+    await client.attachTap('bhtest0p0', '10.213.0.2', '52:54:ba:00:00:01', 'shared');
     assert.match(netns.run('bridge', '-d', 'link', 'show', 'dev', 'bhtest0p0'), /isolated off/);
+    assert.match(netns.run('nft', 'list', 'set', 'bridge', table, 'bound'), /"bhtest0p0" \. 52:54:ba:00:00:01 \. 10\.213\.0\.2/);
+    await client.attachTap('bhtest0p0', '10.213.0.2', '52:54:ba:00:00:01', 'shared'); // idempotent: still one binding
+    assert.equal(netns.run('nft', 'list', 'set', 'bridge', table, 'bound').match(/bhtest0p0/g)?.length, 1);
     await client.setNat('10.213.0.2', true);
     await client.enableForwarding();
     assert.equal(netns.run('cat', '/proc/sys/net/ipv4/ip_forward').trim(), '1');
@@ -83,6 +87,9 @@ describe('root helper', { timeout: 120_000 }, () => {
 
     await client.setNat('10.213.0.2', false);
     await client.setNat('10.213.0.2', false); // idempotent
+    await client.releaseTap('bhtest0p0');
+    assert.match(netns.run('bridge', '-d', 'link', 'show', 'dev', 'bhtest0p0'), /isolated on/);
+    assert.doesNotMatch(netns.run('nft', 'list', 'set', 'bridge', table, 'bound'), /bhtest0p0/);
     await client.deleteTap('bhtest0p0');
     assert.deepEqual(await client.state(), { taps: [], natGuests: [] });
     const routing = await client.routeResolver(bridge, 42069);
@@ -99,6 +106,25 @@ describe('root helper', { timeout: 120_000 }, () => {
     await refusedWith(client.setNat('8.8.8.8', true), /not a guest address/);
     await refusedWith(client.setNat('10.213.0.1', true), /not a guest address/);
     await refusedWith(client.createTap('bhtest0p1;reboot', user.uid), /is not a tap of bhtest0/);
+    // Lines that are not request objects close that connection, and the helper goes on serving.
+    for (const junk of ['null', '[]', '42', '{"id": 1, "op": "hello", "args": {}', 'x'.repeat(20_000)]) {
+      const closed = await new Promise<boolean>((resolve) => {
+        const socket = connect(helper.socketFor(user.uid));
+        socket.on('error', () => {
+          resolve(true);
+        });
+        socket.on('close', () => {
+          resolve(true);
+        });
+        socket.write(`${junk}\n`);
+        setTimeout(() => {
+          socket.destroy();
+          resolve(false);
+        }, 2000);
+      });
+      assert.ok(closed, `the helper hung up on ${junk.slice(0, 20)}`);
+    }
+    assert.equal((await client.hello()).uid, user.uid, 'still serving');
     // An operation the helper does not have, sent raw.
     const raw = client as unknown as { call: (op: string, args: Record<string, unknown>) => Promise<unknown> };
     await refusedWith(raw.call('exec', { command: 'id' }), /unknown operation "exec"/);
@@ -107,6 +133,19 @@ describe('root helper', { timeout: 120_000 }, () => {
     const refusals = helper.logLines().filter((line) => line.msg === 'refused or failed');
     assert.ok(refusals.length >= 7, 'each refusal is logged');
     assert.ok(refusals.every((line) => line.uid === user.uid && typeof line.op === 'string'));
+  });
+
+  test('an interface the helper did not make is never taken for the bridge, nor deleted', async () => {
+    await client.deleteBridge(bridge);
+    netns.run('ip', 'link', 'add', bridge, 'type', 'bridge'); // a bridge of someone else's, under our name
+    try {
+      await refusedWith(client.ensureBridge(bridge, 42069), /exists and is not a bridge banger made/);
+      await refusedWith(client.deleteBridge(bridge), /exists and is not a bridge banger made/);
+      assert.ok(netns.links().includes(bridge), 'it is left alone');
+    } finally {
+      netns.run('ip', 'link', 'del', bridge);
+    }
+    await client.ensureBridge(bridge, 42069);
   });
 
   test('bridge.delete removes the bridge, its taps and banger tables', async () => {

@@ -2,7 +2,9 @@ import { Command, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 
-import { loadConfig } from '../../config/load.js';
+import { lstatSync, readFileSync } from 'node:fs';
+
+import { defaultConfig, parseConfig, type BangerConfig } from '../../config/schema.js';
 import { distPath } from '../../dist-root.js';
 import { installCommand } from '../../doctor/privilege-checks.js';
 import { BangerError } from '../../rpc/errors.js';
@@ -19,6 +21,25 @@ function requireRoot(what: string): void {
   if (process.getuid?.() !== 0) {
     throw new BangerError('ERR_NEEDS_ROOT', `${what} needs root`, { hint: `run it with sudo: ${installCommand()}` });
   }
+}
+
+/**
+ * The user's config.toml, read by root with care: only a regular file the
+ * user owns (no symlink to a root-only file, no FIFO), of a sane size.
+ */
+function readUserConfig(path: string, user: TargetUser): BangerConfig {
+  let stat;
+  try {
+    stat = lstatSync(path);
+  } catch {
+    return defaultConfig();
+  }
+  if (!stat.isFile() || stat.uid !== user.uid || stat.size > 256 * 1024) {
+    throw new BangerError('ERR_CONFIG_INVALID', `${path} must be a regular file of ${user.name}'s (not a link), under 256 KiB`, {
+      hint: 'replace it with a plain file, or move it away to use the default [network]',
+    });
+  }
+  return parseConfig(readFileSync(path, 'utf8'), { path, home: user.home });
 }
 
 /** The user the helper is installed for: --user, else the one who ran sudo. */
@@ -65,8 +86,7 @@ after upgrading banger or changing [network]. See docs/security.md.`,
       const { installHelper } = await import('../../root-helper/install.js');
       const user = targetUser(options.user, cli.pathEnv.env);
       // The user's own config decides their bridge and subnet (the default path: sudo does not keep XDG_CONFIG_HOME).
-      const configFile = join(user.home, '.config', 'banger', 'config.toml');
-      const config = loadConfig(configFile, user.home);
+      const config = readUserConfig(join(user.home, '.config', 'banger', 'config.toml'), user);
       const report = await installHelper({
         policy: { uid: user.uid, gid: user.gid, bridge: config.network.bridge, subnet: config.network.subnet },
         user: user.name,

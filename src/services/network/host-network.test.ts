@@ -28,33 +28,33 @@ function network(ops: PrivilegedOps): HostNetwork {
 }
 
 describe('host network', { timeout: 10_000 }, () => {
-  test('reconcile keeps live taps, adopts a leftover into the pool, deletes the rest, and fixes NAT both ways', async () => {
+  test('reconcile keeps and re-binds live taps, adopts a leftover into the pool, deletes the rest, and fixes NAT both ways', async () => {
     const ops = new FakeOps();
     ops.host = {
       taps: [
         { name: 'banger0p0', owner: uid, shared: false },
         { name: 'banger0p1', owner: uid, shared: true },
         { name: 'banger0p2', owner: uid, shared: false },
-        { name: 'banger0p3', owner: 4242, shared: false },
       ],
       natGuests: ['172.30.0.2', '172.30.0.9'],
     };
     const net = network(ops);
     await net.reconcile([
-      { tap: 'banger0p0', guestIp: '172.30.0.3', nat: true, network: 'isolated' },
-      { tap: 'banger0p9', guestIp: '172.30.0.2', nat: false, network: 'isolated' },
+      { tap: 'banger0p0', guestIp: '172.30.0.3', mac: '52:54:ba:00:00:02', nat: true, network: 'isolated' },
+      { tap: 'banger0p9', guestIp: '172.30.0.2', mac: '52:54:ba:00:00:01', nat: false, network: 'shared' },
     ]);
     assert.deepEqual(net.pool.status(), { size: 1, idle: ['banger0p1'], inUse: ['banger0p0', 'banger0p9'] });
     assert.deepEqual(
       ops.calls.filter((c) => !c.startsWith('state')),
       [
-        'tap.network {"tap":"banger0p1","network":"isolated"}',
+        'tap.release {"tap":"banger0p1"}',
         'tap.delete {"tap":"banger0p2"}',
-        'tap.delete {"tap":"banger0p3"}',
         'nat.set {"guestIp":"172.30.0.2","enabled":false}',
         'nat.set {"guestIp":"172.30.0.9","enabled":false}',
+        'tap.attach {"tap":"banger0p0","guestIp":"172.30.0.3","mac":"52:54:ba:00:00:02","network":"isolated"}',
         'forwarding.enable {}',
         'nat.set {"guestIp":"172.30.0.3","enabled":true}',
+        'tap.attach {"tap":"banger0p9","guestIp":"172.30.0.2","mac":"52:54:ba:00:00:01","network":"shared"}',
       ],
     );
   });
@@ -67,7 +67,7 @@ describe('host network', { timeout: 10_000 }, () => {
     assert.deepEqual(ops.calls, [
       'nat.set {"guestIp":"172.30.0.5","enabled":false}',
       'nat.set {"guestIp":"172.30.0.6","enabled":false}',
-      'tap.network {"tap":"banger0p4","network":"isolated"}',
+      'tap.release {"tap":"banger0p4"}',
     ]);
     assert.deepEqual(net.pool.status().idle, ['banger0p4']);
   });

@@ -12,6 +12,7 @@ import { TapPool, type PoolStatus } from './tap-pool.js';
 export interface VmAttachment {
   tap: string;
   guestIp: string;
+  mac: string;
   nat: boolean;
   network: VmNetworkName;
 }
@@ -131,9 +132,9 @@ export class HostNetwork {
     return this.pool.take();
   }
 
-  /** Puts a VM's tap on its network and turns its NAT on if asked (tap isolated and NAT off are the defaults). */
+  /** Binds a VM's tap to it, puts it on its network, and turns its NAT on if asked. */
   async attach(vm: VmAttachment): Promise<void> {
-    if (vm.network === 'shared') await this.#ops.setTapNetwork(vm.tap, 'shared');
+    await this.#ops.attachTap(vm.tap, vm.guestIp, vm.mac, vm.network);
     if (vm.nat) await this.setNat(vm.guestIp, true);
   }
 
@@ -147,7 +148,7 @@ export class HostNetwork {
     await this.#ops.setNat(guestIp, false);
     if (tap === undefined) return;
     try {
-      await this.#ops.setTapNetwork(tap, 'isolated');
+      await this.#ops.releaseTap(tap);
       await this.pool.give(tap);
     } catch (error) {
       // A tap that vanished (or is not ours) cannot go back to the pool.
@@ -184,21 +185,35 @@ export class HostNetwork {
     this.pool.adopt([], [...liveTaps]);
     for (const tap of state.taps) {
       if (liveTaps.has(tap.name) || this.pool.holds(tap.name)) continue;
-      if (tap.owner === (process.getuid?.() ?? -1) && this.pool.hasRoom()) {
-        if (tap.shared) await this.#ops.setTapNetwork(tap.name, 'isolated');
-        this.pool.adopt([tap.name], []);
-      } else {
-        await this.#ops.deleteTap(tap.name);
+      if (this.pool.hasRoom()) {
+        if (await this.#tolerant(`reset ${tap.name}`, () => this.#ops.releaseTap(tap.name))) this.pool.adopt([tap.name], []);
+      } else if (await this.#tolerant(`delete ${tap.name}`, () => this.#ops.deleteTap(tap.name))) {
         this.#log.info({ tap: tap.name }, 'reconcile: removed a tap no VM uses');
       }
     }
     const natWanted = new Set(live.filter((vm) => vm.nat).map((vm) => vm.guestIp));
     for (const address of state.natGuests) {
       if (natWanted.has(address)) continue;
-      await this.#ops.setNat(address, false);
-      this.#log.info({ guest_ip: address }, 'reconcile: removed NAT of a VM that is gone');
+      if (await this.#tolerant(`NAT off for ${address}`, () => this.#ops.setNat(address, false))) {
+        this.#log.info({ guest_ip: address }, 'reconcile: removed NAT of a VM that is gone');
+      }
     }
-    for (const address of natWanted) if (!state.natGuests.includes(address)) await this.setNat(address, true);
+    // Live VMs keep (or get back) their binding, network and NAT: all idempotent.
+    for (const vm of live) {
+      await this.#tolerant(`attach ${vm.tap}`, () => this.#ops.attachTap(vm.tap, vm.guestIp, vm.mac, vm.network));
+      if (vm.nat && !state.natGuests.includes(vm.guestIp)) await this.#tolerant(`NAT on for ${vm.guestIp}`, () => this.setNat(vm.guestIp, true));
+    }
+  }
+
+  /** Runs one reconcile step; a failure is logged and the rest go on (a refused step must not stop the daemon starting). */
+  async #tolerant(what: string, step: () => Promise<void>): Promise<boolean> {
+    try {
+      await step();
+      return true;
+    } catch (error) {
+      this.#log.warn({ err_message: error instanceof Error ? error.message : String(error) }, `reconcile: could not ${what}`);
+      return false;
+    }
   }
 
   /** At daemon stop: resolver routing is reverted (the bridge, its tables and the pool's taps stay for the next daemon). */

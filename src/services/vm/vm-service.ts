@@ -274,7 +274,7 @@ export class VmService {
             detail: `network: ${net.guestIp} on ${this.#deps.network.bridge} (${vm.spec.network}${vm.spec.nat ? ', NAT' : ''})`,
             run: async () => {
               tap = await this.#deps.network.acquireTap();
-              await this.#deps.network.attach({ tap, guestIp: net.guestIp, nat: vm.spec.nat, network: vm.spec.network });
+              await this.#deps.network.attach({ tap, guestIp: net.guestIp, mac: net.mac, nat: vm.spec.nat, network: vm.spec.network });
             },
             rollback: () => this.#deps.network.detach(net.guestIp, tap),
           },
@@ -463,7 +463,8 @@ export class VmService {
       const handles = this.#handles.load(vm.id, this.vmDir(vm));
       if (handles !== undefined && this.#deps.driver.isAlive(handles.vmm)) {
         if (vm.state !== 'running') this.#deps.vms.setState(vm.id, 'running');
-        live.push({ tap: handles.tap, guestIp: slotNetwork(this.#deps.networkConfig, vm.slot).guestIp, nat: vm.spec.nat, network: vm.spec.network });
+        const net = slotNetwork(this.#deps.networkConfig, vm.slot);
+        live.push({ tap: handles.tap, guestIp: net.guestIp, mac: net.mac, nat: vm.spec.nat, network: vm.spec.network });
         log.info({ vm: vm.name, pid: handles.vmm.pid }, 'reconcile: VM still running');
         continue;
       }
