@@ -4,14 +4,22 @@ import { dirname } from 'node:path';
 import { runCommand } from '../host/command.js';
 import { BangerError } from '../rpc/errors.js';
 
+/** Key generations in progress, by path: concurrent first uses (two creates at once) share one. */
+const generating = new Map<string, Promise<void>>();
+
 /**
  * banger's own SSH key for reaching guests (ed25519, in the state dir, 0600),
  * generated on first use. The user's ~/.ssh is never read or written.
  */
 export async function ensureSshKey(keyPath: string): Promise<{ privateKey: Buffer; publicKey: string }> {
   if (!existsSync(keyPath)) {
-    mkdirSync(dirname(keyPath), { recursive: true, mode: 0o700 });
-    await runCommand('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'banger', '-f', keyPath]);
+    let generation = generating.get(keyPath);
+    if (generation === undefined) {
+      mkdirSync(dirname(keyPath), { recursive: true, mode: 0o700 });
+      generation = runCommand('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'banger', '-f', keyPath]).finally(() => generating.delete(keyPath));
+      generating.set(keyPath, generation);
+    }
+    await generation;
   }
   const publicKey = readFileSync(`${keyPath}.pub`, 'utf8').trim();
   if (!publicKey.startsWith('ssh-ed25519 ')) {

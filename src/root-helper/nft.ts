@@ -9,17 +9,18 @@ import { gatewayCidr, nftTableName, type HelperPolicy } from './policy.js';
  *   each running VM: a tap may send only as its own VM, which makes NAT and
  *   DNS by source address safe), `shared` (taps on the shared network).
  *   Frames between taps are dropped unless both are shared; a tap sends only
- *   IPv4 and ARP.
+ *   IPv4 and ARP; a frame to the host addressed to another guest (routing
+ *   around the isolation) is dropped.
  * - `table ip T`: `nat_guests`; guests' DNS to the gateway's port 53 goes to
- *   the daemon's unprivileged port; what crosses B is dropped unless it is a
- *   NAT'ed guest's (routing between guests through the host included); the
- *   host accepts from B only replies and DNS.
+ *   the daemon's unprivileged port; what crosses B's edge is dropped unless it
+ *   is a NAT'ed guest's; the host accepts from B only replies and DNS.
  * - `table ip6 T`: nothing crosses B over IPv6.
  */
 export function nftScript(policy: HelperPolicy, dnsPort: number): string {
   const t = nftTableName(policy.bridge);
   const b = JSON.stringify(policy.bridge);
   const gateway = gatewayCidr(policy).split('/')[0] ?? '';
+  const subnet = policy.subnet;
   return [
     `add table bridge ${t}`,
     `add set bridge ${t} ports { type ifname; }`,
@@ -27,14 +28,18 @@ export function nftScript(policy: HelperPolicy, dnsPort: number): string {
     `add set bridge ${t} bound { type ifname . ether_addr . ipv4_addr; }`,
     `add chain bridge ${t} ingress { type filter hook prerouting priority filter; policy accept; }`,
     `add chain bridge ${t} ports { type filter hook forward priority filter; policy accept; }`,
+    `add chain bridge ${t} local { type filter hook input priority filter; policy accept; }`,
     `flush chain bridge ${t} ingress`,
     `flush chain bridge ${t} ports`,
+    `flush chain bridge ${t} local`,
     `add rule bridge ${t} ingress iifname @ports ether type != { ip, arp } drop`,
     `add rule bridge ${t} ingress iifname @ports iifname . ether saddr . ip saddr != @bound drop`,
     `add rule bridge ${t} ingress iifname @ports iifname . ether saddr . arp saddr ip != @bound drop`,
     `add rule bridge ${t} ports iifname @shared oifname @shared accept`,
     `add rule bridge ${t} ports iifname @ports drop`,
     `add rule bridge ${t} ports oifname @ports drop`,
+    // A frame handed to the host for another guest's address is an attempt to route around the isolation.
+    `add rule bridge ${t} local iifname @ports ip daddr ${subnet} ip daddr != ${gateway} drop`,
     `add table ip ${t}`,
     `add set ip ${t} nat_guests { type ipv4_addr; }`,
     `add chain ip ${t} prerouting { type nat hook prerouting priority dstnat; policy accept; }`,
@@ -47,19 +52,20 @@ export function nftScript(policy: HelperPolicy, dnsPort: number): string {
     `flush chain ip ${t} input`,
     `add rule ip ${t} prerouting iifname ${b} ip daddr ${gateway} udp dport 53 redirect to :${dnsPort}`,
     `add rule ip ${t} postrouting ip saddr @nat_guests oifname != ${b} masquerade`,
-    `add rule ip ${t} forward iifname ${b} oifname ${b} drop`,
-    `add rule ip ${t} forward iifname ${b} ip saddr @nat_guests accept`,
-    `add rule ip ${t} forward oifname ${b} ip daddr @nat_guests ct state established,related accept`,
-    `add rule ip ${t} forward iifname ${b} drop`,
-    `add rule ip ${t} forward oifname ${b} drop`,
+    // Only what crosses the bridge's edge: with br_netfilter loaded, frames bridged between two
+    // ports pass here too (in and out both B), and the bridge table has already judged those.
+    `add rule ip ${t} forward iifname ${b} oifname != ${b} ip saddr @nat_guests accept`,
+    `add rule ip ${t} forward oifname ${b} iifname != ${b} ip daddr @nat_guests ct state established,related accept`,
+    `add rule ip ${t} forward iifname ${b} oifname != ${b} drop`,
+    `add rule ip ${t} forward oifname ${b} iifname != ${b} drop`,
     `add rule ip ${t} input iifname ${b} ct state established,related accept`,
     `add rule ip ${t} input iifname ${b} ip daddr ${gateway} udp dport ${dnsPort} accept`,
     `add rule ip ${t} input iifname ${b} drop`,
     `add table ip6 ${t}`,
     `add chain ip6 ${t} forward { type filter hook forward priority filter; policy accept; }`,
     `flush chain ip6 ${t} forward`,
-    `add rule ip6 ${t} forward iifname ${b} drop`,
-    `add rule ip6 ${t} forward oifname ${b} drop`,
+    `add rule ip6 ${t} forward iifname ${b} oifname != ${b} drop`,
+    `add rule ip6 ${t} forward oifname ${b} iifname != ${b} drop`,
     '',
   ].join('\n');
 }

@@ -93,6 +93,11 @@ describe('VM networking in a network namespace', { timeout: 1_800_000 }, () => {
     assert.notEqual((await fetchFrom('i1', 'http://s2.vm:8000/')).code, 0, 'an isolated VM cannot reach a shared one');
     assert.notEqual((await fetchFrom('s1', 'http://i2.vm:8000/')).code, 0, 'a shared VM cannot reach an isolated one');
     assert.notEqual((await fetchFrom('i1', OUTSIDE)).code, 0, 'without NAT the guest reaches nothing beyond the host');
+    // A guest that routes through the host to get around the isolation gets nowhere either.
+    const i1 = await world.json<VmInfo>(['vm', 'show', 'i1']);
+    const gateway = i1.ip.replace(/\.\d+$/, '.1');
+    assert.equal((await exec('i1', `ip route add ${i2.ip}/32 via ${gateway}`)).code, 0);
+    assert.notEqual((await fetchFrom('i1', `http://${i2.ip}:8000/`)).code, 0, 'no hairpin routing between guests');
   });
 
   test('--nat reaches the outside; vm set --no-nat cuts it off at once, --nat restores it, without a restart', async () => {
@@ -101,6 +106,11 @@ describe('VM networking in a network namespace', { timeout: 1_800_000 }, () => {
     const first = await fetchFrom('n1', OUTSIDE);
     assert.equal(first.stdout.trim(), 'outside ok', first.stderr);
     assert.match(natGuests(), new RegExp(n1.ip.replaceAll('.', '\\.')));
+
+    // A guest without NAT cannot borrow n1's by sending as n1: a spoofed source never leaves its tap.
+    assert.equal((await exec('i1', `ip addr add ${n1.ip}/32 dev eth0`)).code, 0);
+    assert.notEqual((await exec('i1', `curl -s --max-time 4 --interface ${n1.ip} ${OUTSIDE}`)).code, 0, 'spoofing a NAT guest gets nothing');
+    assert.equal((await fetchFrom('n1', OUTSIDE)).stdout.trim(), 'outside ok', 'and n1 itself is unaffected');
 
     const off = await world.json<VmInfo>(['vm', 'set', 'n1', '--no-nat']);
     assert.equal(off.spec.nat, false);
@@ -144,6 +154,7 @@ describe('VM networking in a network namespace', { timeout: 1_800_000 }, () => {
     assert.equal((await world.run(['daemon', 'stop'])).code, 0);
     assert.doesNotMatch(natGuests(), /elements/, 'the NAT set is empty');
     assert.doesNotMatch(hostNs.tryRun('nft', 'list', 'set', 'bridge', table(), 'shared') ?? '', /elements/, 'the shared set is empty');
+    assert.doesNotMatch(hostNs.tryRun('nft', 'list', 'set', 'bridge', table(), 'bound') ?? '', /elements/, 'no tap is bound to a VM');
     const taps = world.links().filter((link) => link !== world.bridge);
     assert.deepEqual(taps.sort(), [...pool.idle].sort(), 'only the idle pool is left');
     assert.ok(taps.length <= 2);
@@ -153,6 +164,6 @@ describe('VM networking in a network namespace', { timeout: 1_800_000 }, () => {
     const routed = (world.helper?.logLines() ?? []).some((line) => line.op === 'resolver.route' && line.msg === 'done');
     if (routed && hostNs.tryRun('resolvectl', 'status') !== undefined) assert.ok(ops.includes('resolver.revert'));
     // Every privileged change came through the helper: the user's daemon never ran as root.
-    assert.ok(ops.includes('tap.create') && ops.includes('nat.set') && ops.includes('tap.network'));
+    assert.ok(ops.includes('tap.create') && ops.includes('nat.set') && ops.includes('tap.attach'));
   });
 });
