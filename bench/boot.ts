@@ -67,9 +67,13 @@ async function main(): Promise<void> {
     const baseline: number[] = [];
     for (let i = 0; i < runs; i++) {
       await ops.createTap(tap, 0);
+      await ops.attachTap(tap, net.guestIp, net.mac, 'isolated'); // a tap sends only as the VM bound to it
       const started = performance.now();
       const qemu = spawn('qemu-system-x86_64', args, { stdio: 'ignore' });
-      while (!(await sshTrue(net.guestIp, world.layout.sshKey, join(world.root, 'bench-known-hosts')))) await new Promise((r) => setTimeout(r, 100));
+      while (!(await sshTrue(net.guestIp, world.layout.sshKey, join(world.root, 'bench-known-hosts')))) {
+        if (performance.now() - started > 180_000) throw new Error('the baseline VM did not answer SSH within 180 s');
+        await new Promise((r) => setTimeout(r, 100));
+      }
       baseline.push(performance.now() - started);
       qemu.kill('SIGKILL');
       await new Promise((r) => qemu.on('close', r));
