@@ -14,8 +14,8 @@ import { gatewayCidr, nftTableName, refused, tapIndex, type HelperPolicy } from 
  */
 
 export interface HostNetState {
-  /** Taps of the bridge's pattern owned by the caller, and whether each is on the shared network. */
-  taps: { name: string; owner: number; shared: boolean }[];
+  /** Taps of the bridge's pattern owned by the caller. */
+  taps: string[];
   /** Guest addresses with NAT on. */
   natGuests: string[];
 }
@@ -171,9 +171,8 @@ function listTaps(policy: HelperPolicy): string[] {
 
 export async function state(policy: HelperPolicy): Promise<HostNetState> {
   const table = nftTableName(policy.bridge);
-  const shared = (await setElements('bridge', table, 'shared')).filter((e): e is string => typeof e === 'string');
   return {
-    taps: listTaps(policy).map((name) => ({ name, owner: policy.uid, shared: shared.includes(name) })),
+    taps: listTaps(policy),
     natGuests: (await setElements('ip', table, 'nat_guests')).filter((e): e is string => typeof e === 'string'),
   };
 }

@@ -31,11 +31,7 @@ describe('host network', { timeout: 10_000 }, () => {
   test('reconcile keeps and re-binds live taps, adopts a leftover into the pool, deletes the rest, and fixes NAT both ways', async () => {
     const ops = new FakeOps();
     ops.host = {
-      taps: [
-        { name: 'banger0p0', owner: uid, shared: false },
-        { name: 'banger0p1', owner: uid, shared: true },
-        { name: 'banger0p2', owner: uid, shared: false },
-      ],
+      taps: ['banger0p0', 'banger0p1', 'banger0p2'],
       natGuests: ['172.30.0.2', '172.30.0.9'],
     };
     const net = network(ops);

@@ -184,11 +184,11 @@ export class HostNetwork {
     const liveTaps = new Set(live.map((vm) => vm.tap));
     this.pool.adopt([], [...liveTaps]);
     for (const tap of state.taps) {
-      if (liveTaps.has(tap.name) || this.pool.holds(tap.name)) continue;
+      if (liveTaps.has(tap) || this.pool.holds(tap)) continue;
       if (this.pool.hasRoom()) {
-        if (await this.#tolerant(`reset ${tap.name}`, () => this.#ops.releaseTap(tap.name))) this.pool.adopt([tap.name], []);
-      } else if (await this.#tolerant(`delete ${tap.name}`, () => this.#ops.deleteTap(tap.name))) {
-        this.#log.info({ tap: tap.name }, 'reconcile: removed a tap no VM uses');
+        if (await this.#tolerant(`reset ${tap}`, () => this.#ops.releaseTap(tap))) this.pool.adopt([tap], []);
+      } else if (await this.#tolerant(`delete ${tap}`, () => this.#ops.deleteTap(tap))) {
+        this.#log.info({ tap }, 'reconcile: removed a tap no VM uses');
       }
     }
     const natWanted = new Set(live.filter((vm) => vm.nat).map((vm) => vm.guestIp));
