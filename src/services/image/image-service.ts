@@ -10,6 +10,7 @@ import { newId, resolveRef } from '../../store/records.js';
 import type { KernelService } from '../kernel/kernel-service.js';
 import type { OpContext } from '../op-context.js';
 import { publishStaged, sweepStaging } from '../staging.js';
+import { FAILPOINTS, failpoint } from '../failpoints.js';
 import { resolveBuildHost, type BuildHost } from './build-namespace.js';
 import { IMAGE_CATALOG, type ImageCatalogEntry } from './catalog.js';
 import { packExt4 } from './ext4-pack.js';
@@ -126,6 +127,7 @@ export class ImageService {
       async (staging) => {
         const tarball = join(staging, ROOT_TARBALL);
         await build(entry, tarball, host, ctx);
+        failpoint(FAILPOINTS.imagePull);
         const sizeBytes = await packExt4(tarball, join(staging, names.IMAGE_ROOTFS), host, ctx);
         rmSync(tarball, { force: true });
         return sizeBytes;

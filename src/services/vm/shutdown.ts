@@ -1,4 +1,5 @@
 import type { VmmDriver, VmmHandle } from '../../vmm/driver.js';
+import { FAILPOINTS, failpoint } from '../failpoints.js';
 import type { OpContext } from '../op-context.js';
 import type { GuestAccess } from './guest-access.js';
 
@@ -18,7 +19,9 @@ export async function shutdownVm(
 ): Promise<void> {
   const { driver } = deps;
   ctx.progress('shutdown', 'asking the guest to power off');
-  const stopped = (await powerOffOverSsh(deps.guests, vm)) && (await waitDead(driver, vmm, GRACEFUL_STOP_MS));
+  const asked = await powerOffOverSsh(deps.guests, vm);
+  failpoint(FAILPOINTS.stopShutdown);
+  const stopped = asked && (await waitDead(driver, vmm, GRACEFUL_STOP_MS));
   if (stopped) return;
   if (driver.features.requestShutdown) {
     ctx.progress('shutdown', 'pressing the ACPI power button');

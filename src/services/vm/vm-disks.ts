@@ -6,6 +6,7 @@ import type { FileSyncEntry } from '../../config/schema.js';
 import { MINIMAL_INITTAB, SSHD_DROPIN } from '../../guest/sshd-dropin.js';
 import { generateHostKey } from '../../guest/ssh-keys.js';
 import { runCommand } from '../../host/command.js';
+import { FAILPOINTS, failpoint } from '../failpoints.js';
 import type { OpContext } from '../op-context.js';
 
 /**
@@ -39,6 +40,7 @@ export async function buildVmDisks(dir: string, upper: UpperDiskInputs, work: Wo
     mkdirSync(join(staging, 'upper'));
     mkdirSync(join(staging, 'work'));
     const hostPublicKey = await buildUpperDisk(join(dir, VM_UPPER_DISK), join(staging, 'upper'), upper, ctx);
+    failpoint(FAILPOINTS.createDisks);
     const skipped = await buildWorkDisk(join(dir, VM_WORK_DISK), join(staging, 'work'), work, ctx);
     for (const path of skipped) ctx.log.warn({ path }, 'file_sync: host path missing, skipped');
     return { hostPublicKey };

@@ -20,6 +20,7 @@ import type { KernelService } from '../kernel/kernel-service.js';
 import type { HostNetwork, VmAttachment } from '../network/host-network.js';
 import { slotCapacity, slotNetwork, type NetworkConfig } from '../network/slot.js';
 import { KeyedLock } from '../keyed-lock.js';
+import { FAILPOINTS, failpoint } from '../failpoints.js';
 import type { OpContext } from '../op-context.js';
 import type { GuestAccess } from './guest-access.js';
 import { HandleCache } from './handles.js';
@@ -275,6 +276,7 @@ export class VmService {
             run: async () => {
               tap = await this.#deps.network.acquireTap();
               await this.#deps.network.attach({ tap, guestIp: net.guestIp, mac: net.mac, nat: vm.spec.nat, network: vm.spec.network });
+              failpoint(FAILPOINTS.startNetwork);
             },
             rollback: () => this.#deps.network.detach(net.guestIp, tap),
           },
@@ -298,6 +300,7 @@ export class VmService {
               );
               this.#handles.set(vm.id, dir, { vmm: handle, tap: requireTap(tap) });
               ctx.log.info({ vm: vm.name, pid: handle.pid, accel: handle.accel }, 'vmm started');
+              failpoint(FAILPOINTS.startBoot);
             },
             rollback: async () => {
               const handles = this.#handles.get(vm.id);
@@ -309,6 +312,7 @@ export class VmService {
             stage: 'ssh',
             detail: `waiting for SSH on ${net.guestIp}`,
             run: async () => {
+              failpoint(FAILPOINTS.startSsh);
               const client = await waitForSsh(
                 { host: net.guestIp, privateKey: key.privateKey, knownHosts: this.#deps.layout.knownHosts },
                 {
@@ -388,6 +392,7 @@ export class VmService {
     return this.#locked(vm.id, async () => {
       ctx.progress('delete', `deleting ${vm.name}`);
       await this.#cleanupRuntime(vm);
+      failpoint(FAILPOINTS.deleteCleanup);
       rmSync(this.vmDir(vm), { recursive: true, force: true });
       forgetHosts(this.#deps.layout.knownHosts, hostNames(vm, slotNetwork(this.#deps.networkConfig, vm.slot).guestIp));
       this.#deps.vms.delete(vm.id);
