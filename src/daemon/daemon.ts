@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 
 import { loadConfig } from '../config/load.js';
@@ -12,9 +13,10 @@ import { InstanceLock } from './instance-lock.js';
 import { createDaemonLogger, type Logger } from './logger.js';
 import { RpcServer } from './rpc-server.js';
 import { StreamHub } from './stream-hub.js';
-import { createServices } from './services.js';
+import { createServices, type Services } from './services.js';
 import { selectDriver, UnavailableDriver } from '../vmm/select.js';
-import type { VmmDriver } from '../vmm/driver.js';
+import { DriverRegistry } from '../vmm/registry.js';
+import type { VmRecord } from '../store/vms-repo.js';
 
 /** Exit status of a daemon that found another one already serving its runtime dir. */
 export const EXIT_ALREADY_RUNNING = 3;
@@ -72,19 +74,21 @@ export async function runDaemon(pathEnv: PathEnv = currentPathEnv()): Promise<nu
 
   const openedStore = store;
   const heldLock = lock;
-  const driver = chooseDriver(config, pathEnv.env, log);
-  const services = createServices({ layout, store: openedStore, config, env: pathEnv.env, driver, log });
+  let services: Services | undefined;
   /** Host state this daemon set up, undone on every exit path (including a startup that fails half-way). */
   const releaseHostState = async (): Promise<void> => {
+    if (services === undefined) return;
     services.guests.closeAll();
     await services.dns.close();
     await services.network.close();
   };
+  let stopsDue: VmRecord[];
   try {
+    services = createServices({ layout, store: openedStore, config, env: pathEnv.env, drivers: chooseDrivers(config, pathEnv.env, log), log });
     services.kernels.sweepStaging();
     services.images.sweepStaging();
     await services.dns.listen('127.0.0.1', config.network.dnsPort);
-    await services.vms.reconcile(log);
+    stopsDue = await services.vms.reconcile(log);
   } catch (thrown) {
     await releaseHostState();
     openedStore.close();
@@ -92,11 +96,12 @@ export async function runDaemon(pathEnv: PathEnv = currentPathEnv()): Promise<nu
     logStartupFailure(log, toBangerError(thrown), thrown);
     return 1;
   }
+  const ready = services;
   // Bridge, pool, DNS on the bridge: ready before the next create asks (and
   // for VMs that outlived the last daemon). The first create ever sets them
   // up itself; a failure here (no helper yet) is reported to whoever starts a VM.
   if (existsSync(`/sys/class/net/${config.network.bridge}`)) {
-    services.network.ensureReady().catch((error: unknown) => {
+    ready.network.ensureReady().catch((error: unknown) => {
       log.warn({ err_message: error instanceof Error ? error.message : String(error) }, 'host network not ready yet');
     });
   }
@@ -104,7 +109,7 @@ export async function runDaemon(pathEnv: PathEnv = currentPathEnv()): Promise<nu
   const server: RpcServer = new RpcServer(
     createHandlers({
       layout,
-      ...services,
+      ...ready,
       streams,
       startedAt,
       inFlight: () => server.inFlightCount,
@@ -153,20 +158,29 @@ export async function runDaemon(pathEnv: PathEnv = currentPathEnv()): Promise<nu
     return 1;
   }
   log.info({ socket: layout.socketPath }, 'bangerd ready');
+  if (stopsDue.length > 0) {
+    const opId = `startup-${randomUUID()}`;
+    const opLog = log.child({ op_id: opId });
+    void ready.vms.finishStops(stopsDue, { opId, signal: new AbortController().signal, log: opLog, progress: () => undefined });
+  }
   await stopped;
   return exitCode;
 }
 
-/** A daemon without a usable VMM still serves kernels and images; VM starts fail with the reason. */
-function chooseDriver(config: BangerConfig, env: NodeJS.ProcessEnv, log: Logger): VmmDriver {
+/**
+ * The VMM new VMs start with, and control of every kind for VMs already
+ * running. A daemon without a usable VMM still serves kernels and images and
+ * controls existing VMs; VM starts fail with the reason.
+ */
+function chooseDrivers(config: BangerConfig, env: NodeJS.ProcessEnv, log: Logger): DriverRegistry {
   try {
     const choice = selectDriver(config, env);
     log.info({ vmm: choice.reason }, 'vmm selected');
-    return choice.driver;
+    return new DriverRegistry(choice.driver);
   } catch (error) {
     const reason = toBangerError(error);
     log.warn({ code: reason.code, err_message: reason.message }, 'no usable vmm: VMs cannot start');
-    return new UnavailableDriver(reason);
+    return new DriverRegistry(new UnavailableDriver(reason), { startable: false });
   }
 }
 

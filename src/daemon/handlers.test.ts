@@ -6,6 +6,7 @@ import { BangerError } from '../rpc/errors.js';
 import { methods } from '../rpc/methods.js';
 import { defaultConfig } from '../config/schema.js';
 import { QemuDriver } from '../vmm/qemu/qemu-driver.js';
+import { DriverRegistry } from '../vmm/registry.js';
 import { openStore } from '../store/database.js';
 import { createHandlers } from './handlers.js';
 import { createServices } from './services.js';
@@ -19,7 +20,7 @@ const services = createServices({
   store: openStore(':memory:'),
   config: defaultConfig(),
   env: {},
-  driver: new QemuDriver({ binary: '/usr/bin/qemu-system-x86_64', accel: 'tcg' }),
+  drivers: new DriverRegistry(new QemuDriver({ binary: '/usr/bin/qemu-system-x86_64', accel: 'tcg' })),
   log: createDaemonLogger('/dev/null'),
 });
 

@@ -17,13 +17,15 @@ import { HostNetwork } from '../services/network/host-network.js';
 import { slotNetwork } from '../services/network/slot.js';
 import { GuestAccess } from '../services/vm/guest-access.js';
 import { VmDirectory } from '../services/vm/vm-directory.js';
+import { VmProvisioner } from '../services/vm/vm-provisioner.js';
+import { VmRuntime } from '../services/vm/vm-runtime.js';
 import { VmService } from '../services/vm/vm-service.js';
 import { WorkspaceService } from '../services/workspace/workspace-service.js';
 import type { Store } from '../store/database.js';
 import { ImagesRepo } from '../store/images-repo.js';
 import { KernelsRepo } from '../store/kernels-repo.js';
 import { VmsRepo } from '../store/vms-repo.js';
-import type { VmmDriver } from '../vmm/driver.js';
+import type { DriverRegistry } from '../vmm/registry.js';
 
 export interface Services {
   kernels: KernelService;
@@ -49,7 +51,14 @@ export function privilegedOps(settings: NetworkSettings, env: NodeJS.ProcessEnv)
 }
 
 /** The daemon's composition root: every service built once, each given exactly what it uses. */
-export function createServices(deps: { layout: Layout; store: Store; config: BangerConfig; env: NodeJS.ProcessEnv; driver: VmmDriver; log: Logger }): Services {
+export function createServices(deps: {
+  layout: Layout;
+  store: Store;
+  config: BangerConfig;
+  env: NodeJS.ProcessEnv;
+  drivers: DriverRegistry;
+  log: Logger;
+}): Services {
   const { layout, store, config, env, log } = deps;
   const ops = privilegedOps(config.network, env);
   // The DNS directory reads VMs lazily: `vms` is built below.
@@ -81,12 +90,11 @@ export function createServices(deps: { layout: Layout; store: Store; config: Ban
     guests,
     images,
     kernels,
-    driver: deps.driver,
+    runtime: new VmRuntime(deps.drivers),
+    provisioner: new VmProvisioner({ knownHosts: layout.knownHosts, sshKey: layout.sshKey, fileSync: config.fileSync, env }),
     network,
     networkConfig: config.network,
-    fileSync: config.fileSync,
     defaultImage: config.defaultImage,
-    env,
     onRunningChanged: () => {
       try {
         writeSshConfigFile(layout.sshConfig, renderSshConfig({ keyPath: layout.sshKey, knownHosts: layout.knownHosts, hosts: directory.liveHosts() }));

@@ -55,19 +55,19 @@ export function connectGuest(target: GuestTarget, timeoutMs: number): Promise<Cl
 
 /**
  * Polls until the guest's sshd answers with a trusted host key, or until
- * `deadlineMs`. `stillBooting` lets the caller stop early when the VM died.
+ * `deadlineMs`. `stillBooting` lets the caller stop early, with its error, when the VM died.
  * A host key mismatch ends the wait at once.
  */
 export async function waitForSsh(
   target: GuestTarget,
-  options: { deadlineMs: number; signal: AbortSignal; stillBooting: () => string | undefined },
+  options: { deadlineMs: number; signal: AbortSignal; stillBooting: () => BangerError | undefined; hint?: string | undefined },
 ): Promise<Client> {
   const deadline = Date.now() + options.deadlineMs;
   let lastError: unknown;
   for (;;) {
     options.signal.throwIfAborted();
-    const why = options.stillBooting();
-    if (why !== undefined) throw new BangerError('ERR_VM_START_FAILED', why, { hint: 'see `banger vm logs <vm>` for the guest console' });
+    const died = options.stillBooting();
+    if (died !== undefined) throw died;
     try {
       return await connectGuest(target, 3000);
     } catch (error) {
@@ -78,9 +78,7 @@ export async function waitForSsh(
       throw new BangerError(
         'ERR_GUEST_SSH',
         `the guest did not answer SSH within ${Math.round(options.deadlineMs / 1000)}s: ${(lastError as Error | undefined)?.message ?? 'no answer'}`,
-        {
-          hint: 'see `banger vm logs <vm>` for the guest console',
-        },
+        { hint: options.hint },
       );
     }
     await new Promise((resolve) => setTimeout(resolve, 250));

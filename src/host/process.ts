@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 /** Process helpers: liveness by pid, identity by command line, kill and wait. */
 
@@ -44,4 +44,69 @@ export async function killProcess(pid: number, marker: string): Promise<void> {
     // gone meanwhile
   }
   await waitForExit(pid, marker, 5000);
+}
+
+/** Pids of live (non-zombie) processes whose command line contains `marker`, found by reading /proc (pgrep -f without the shell-out). */
+export function findProcesses(marker: string): number[] {
+  const found: number[] = [];
+  for (const entry of listDir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    if (pid !== process.pid && processMatches(pid, marker)) found.push(pid);
+  }
+  return found;
+}
+
+/** The argv of a process, or undefined when it is gone or unreadable. */
+export function processArgv(pid: number): string[] | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(0, -1);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The tun/tap interfaces a process has open (`iff:` in /proc/<pid>/fdinfo of
+ * each /dev/net/tun descriptor): how a VMM's tap is found without any record
+ * of it.
+ */
+export function openTapInterfaces(pid: number): string[] {
+  const taps: string[] = [];
+  for (const fd of listDir(`/proc/${pid}/fd`)) {
+    try {
+      if (readlinkSync(`/proc/${pid}/fd/${fd}`) !== '/dev/net/tun') continue;
+      const iff = /^iff:\s*(\S+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
+      if (iff?.[1] !== undefined) taps.push(iff[1]);
+    } catch {
+      // the descriptor closed meanwhile
+    }
+  }
+  return taps;
+}
+
+/** Pids of the processes (this user's, or any for root) that hold one of `paths` open. */
+export function processesHolding(paths: readonly string[]): number[] {
+  const wanted = new Set(paths);
+  const holders: number[] = [];
+  for (const entry of listDir('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    const holds = listDir(`/proc/${entry}/fd`).some((fd) => {
+      try {
+        return wanted.has(readlinkSync(`/proc/${entry}/fd/${fd}`));
+      } catch {
+        return false;
+      }
+    });
+    if (holds) holders.push(Number(entry));
+  }
+  return holders;
+}
+
+function listDir(path: string): string[] {
+  try {
+    return readdirSync(path);
+  } catch {
+    return [];
+  }
 }

@@ -165,7 +165,7 @@ export interface VmInfo {
   id: string;
   name: string;
   /** Durable state; `running` only while the VMM is really alive. */
-  state: 'created' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
+  state: 'creating' | 'created' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
   image: string;
   ip: string;
   spec: VmSpecInfo;

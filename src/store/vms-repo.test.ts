@@ -32,7 +32,11 @@ test('a VM from before workspaces gets none; a workspace is recorded, read back,
   const old = openStore(path, { migrations: loadMigrations().filter((m) => m.id === 1) });
   old.db.exec("INSERT INTO kernels (id, name, state, source, created_at, updated_at) VALUES ('k', 'k', 'ready', 'catalog', 'x', 'x')");
   old.db.exec("INSERT INTO images (id, name, state, source, kernel_id, created_at, updated_at) VALUES ('i', 'i', 'ready', 'catalog', 'k', 'x', 'x')");
-  new VmsRepo(old).reserve({ id: 'old', name: 'old', imageId: 'i', spec }, 10);
+  old.db
+    .prepare(
+      "INSERT INTO vms (id, name, state, image_id, slot, spec, created_at, updated_at) VALUES ('old', 'old', 'created', 'i', 1, ?, '2020-01-01T00:00:00.000Z', '2020-01-01T00:00:00.000Z')",
+    )
+    .run(JSON.stringify(spec));
   old.close();
 
   const store = openStore(path);
@@ -51,6 +55,22 @@ test('a VM from before workspaces gets none; a workspace is recorded, read back,
     );
     vms.setWorkspace('new', null);
     assert.equal(vms.get('new')?.workspace, null);
+  } finally {
+    store.close();
+  }
+});
+
+test('a VM is "creating" from its reservation; the rebuilt table keeps older rows and refuses unknown states', () => {
+  const store = openStore(join(root, 'creating.db'));
+  try {
+    store.db.exec("INSERT INTO kernels (id, name, state, source, created_at, updated_at) VALUES ('k', 'k', 'ready', 'catalog', 'x', 'x')");
+    store.db.exec("INSERT INTO images (id, name, state, source, kernel_id, created_at, updated_at) VALUES ('i', 'i', 'ready', 'catalog', 'k', 'x', 'x')");
+    const vms = new VmsRepo(store);
+    assert.equal(vms.reserve({ id: 'new', name: 'new', imageId: 'i', spec }, 10).state, 'creating');
+    assert.equal(vms.get('new')?.state, 'creating');
+    vms.setState('new', 'created');
+    assert.equal(vms.get('new')?.state, 'created');
+    assert.throws(() => store.db.exec("UPDATE vms SET state = 'bogus'"), /CHECK constraint failed/);
   } finally {
     store.close();
   }

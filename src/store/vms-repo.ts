@@ -3,7 +3,7 @@ import type { WorkspaceInfo } from '../rpc/methods.js';
 import type { Store } from './database.js';
 import { nowIso } from './records.js';
 
-export type VmState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
+export type VmState = 'creating' | 'created' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
 export type InitMode = 'minimal' | 'systemd';
 
 /** What a VM is (durable intent). Pids, taps and sockets are not here: see handles. */
@@ -84,7 +84,8 @@ export class VmsRepo {
   /**
    * Claims a name and the lowest free slot in one transaction. The name check
    * is an exact match (a new name may prefix an existing one: "beta" next to
-   * "beta-sandbox" is fine).
+   * "beta-sandbox" is fine). The row starts as 'creating': the caller moves
+   * it to 'created' once the VM's files exist.
    */
   reserve(vm: { id: string; name: string; imageId: string; spec: VmSpec }, maxSlot: number): VmRecord {
     return this.#store.write((db) => {
@@ -103,14 +104,14 @@ export class VmsRepo {
       db.prepare('INSERT INTO vms (id, name, state, image_id, slot, spec, last_error, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?)').run(
         vm.id,
         vm.name,
-        'created',
+        'creating',
         vm.imageId,
         slot,
         JSON.stringify(vm.spec),
         now,
         now,
       );
-      return { ...vm, state: 'created' as const, slot, lastError: null, workspace: null, createdAt: now, updatedAt: now };
+      return { ...vm, state: 'creating' as const, slot, lastError: null, workspace: null, createdAt: now, updatedAt: now };
     });
   }
 

@@ -5,7 +5,8 @@ import { BangerError } from '../rpc/errors.js';
 import type { DriverFeatures, LaunchSpec, VmmDriver, VmmHandle } from './driver.js';
 import { processMatches } from '../host/process.js';
 import { FirecrackerDriver } from './firecracker/firecracker-driver.js';
-import { QemuDriver, qemuProcessMarker } from './qemu/qemu-driver.js';
+import { QemuDriver } from './qemu/qemu-driver.js';
+import { processMarker } from './registry.js';
 
 export interface DriverChoice {
   driver: VmmDriver;
@@ -78,9 +79,4 @@ export class UnavailableDriver implements VmmDriver {
   isAlive(handle: VmmHandle): boolean {
     return processMatches(handle.pid, processMarker(handle));
   }
-}
-
-/** How a VMM's command line names its control socket: QEMU escapes commas in it, Firecracker takes it whole. */
-function processMarker(handle: VmmHandle): string {
-  return handle.driver === 'qemu' ? qemuProcessMarker(handle.controlSocket) : handle.controlSocket;
 }

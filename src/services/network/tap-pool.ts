@@ -91,7 +91,11 @@ export class TapPool {
   /** Deletes every idle tap (after the bridge went away, they are attached to nothing). */
   async discardIdle(): Promise<void> {
     await this.settled();
-    for (const tap of this.#idle.splice(0)) await this.#ops.deleteTap(tap).catch(() => undefined);
+    for (const tap of this.#idle.splice(0)) {
+      await this.#ops.deleteTap(tap).catch((error: unknown) => {
+        this.#log.warn({ tap, err_message: error instanceof Error ? error.message : String(error) }, 'could not delete an idle tap');
+      });
+    }
   }
 
   /** Forgets a tap that is gone (deleted elsewhere, or failed). */

@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import type { Client } from 'ssh2';
 
 import { GuestConnection } from '../../guest/guest-connection.js';
-import { connectGuest } from '../../guest/ssh-client.js';
+import { connectGuest, waitForSsh } from '../../guest/ssh-client.js';
+import type { BangerError } from '../../rpc/errors.js';
 
 /**
  * The daemon's open connection to each running VM (see GuestConnection):
@@ -27,6 +28,19 @@ export class GuestAccess {
     const connection = new GuestConnection(client, host);
     this.#connections.set(vmId, connection);
     return connection;
+  }
+
+  /**
+   * Waits until a booting guest answers SSH with its pinned host key (see
+   * waitForSsh), then keeps that connection as the VM's.
+   */
+  async waitReady(
+    vmId: string,
+    host: string,
+    options: { deadlineMs: number; signal: AbortSignal; stillBooting: () => BangerError | undefined; hint?: string | undefined },
+  ): Promise<void> {
+    const client = await waitForSsh({ host, privateKey: readFileSync(this.#deps.keyPath), knownHosts: this.#deps.knownHosts }, options);
+    this.adopt(vmId, client, host);
   }
 
   /** The VM's open connection, opening one when there is none (or it dropped). */

@@ -1,20 +1,12 @@
-import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 
 import * as names from '../../config/filenames.js';
 import type { Layout } from '../../config/paths.js';
-import type { FileSyncEntry } from '../../config/schema.js';
-import { forgetHosts, pinHostKey } from '../../guest/known-hosts.js';
 import type { GuestConnection } from '../../guest/guest-connection.js';
-import { waitForSsh } from '../../guest/ssh-client.js';
-import { ensureSshKey } from '../../guest/ssh-keys.js';
-import { findExecutable, isStaticElf } from '../../host/executables.js';
 import { BangerError } from '../../rpc/errors.js';
 import type { ImageRecord } from '../../store/images-repo.js';
 import { newId, resolveRef } from '../../store/records.js';
 import type { VmRecord, VmSpec, VmsRepo } from '../../store/vms-repo.js';
-import type { VmmDriver } from '../../vmm/driver.js';
 import type { ImageService } from '../image/image-service.js';
 import type { KernelService } from '../kernel/kernel-service.js';
 import type { HostNetwork, VmAttachment } from '../network/host-network.js';
@@ -22,29 +14,35 @@ import { slotCapacity, slotNetwork, type NetworkConfig } from '../network/slot.j
 import { KeyedLock } from '../keyed-lock.js';
 import { FAILPOINTS, failpoint } from '../failpoints.js';
 import type { OpContext } from '../op-context.js';
+import { consoleTail } from './boot-failure.js';
+import { bootVm } from './boot.js';
 import type { GuestAccess } from './guest-access.js';
-import { HandleCache } from './handles.js';
+import { checkHostCapacity, type HostCapacity } from './host-capacity.js';
 import { generateVmName, validateVmName } from './names.js';
 import { shutdownVm } from './shutdown.js';
 import { runSteps } from './steps.js';
 import { validateSpec } from './vm-spec.js';
-import { buildVmDisks, growDisk } from './vm-disks.js';
+import type { VmProvisioner } from './vm-provisioner.js';
+import type { VmPlace, VmRuntime } from './vm-runtime.js';
 
-const MINIMAL_INIT = fileURLToPath(new URL('../../guest/minimal-init.sh', import.meta.url));
-const SSH_READY_TIMEOUT_MS = 180_000;
+/** The parts of the host network VM lifecycle uses (a fake stands in for it in unit tests). */
+export type VmNetworkPort = Pick<HostNetwork, 'bridge' | 'acquireTap' | 'attach' | 'detach' | 'setNat' | 'reconcile'>;
+/** The parts of guest access VM lifecycle uses. */
+export type VmGuestPort = Pick<GuestAccess, 'waitReady' | 'connection' | 'close'>;
 
 export interface VmServiceDeps {
-  layout: Layout;
+  layout: Pick<Layout, 'vmsDir' | 'runtimeDir' | 'sshKey' | 'knownHosts'>;
   vms: VmsRepo;
-  images: ImageService;
-  kernels: KernelService;
-  driver: VmmDriver;
-  network: HostNetwork;
-  guests: GuestAccess;
+  images: Pick<ImageService, 'byId' | 'list' | 'find' | 'inCatalog' | 'pull'>;
+  kernels: Pick<KernelService, 'byId' | 'files' | 'ensureCurrentInitramfs'>;
+  runtime: VmRuntime;
+  provisioner: Pick<VmProvisioner, 'build' | 'growWorkDisk' | 'complete' | 'remove'>;
+  network: VmNetworkPort;
+  guests: VmGuestPort;
   networkConfig: NetworkConfig;
-  fileSync: readonly FileSyncEntry[];
   defaultImage: string;
-  env: NodeJS.ProcessEnv;
+  /** The host's CPUs and memory, against which each VM's spec is checked (the real host unless a test says otherwise). */
+  host?: HostCapacity;
   /** Called after the set of running VMs may have changed (banger's ssh_config lists them). */
   onRunningChanged?: () => void;
 }
@@ -68,16 +66,16 @@ export interface VmView {
 }
 
 /**
- * VM lifecycle. The `vms` row is durable intent; the VMM process and tap are
- * momentary facts in the handle cache (and each VM's handles.json). Every
- * multi-step operation runs as steps with per-step rollback, and operations
- * on one VM are serialised by a per-VM lock (different VMs proceed side by
- * side). The VMM is started detached and never bound to a request: stop,
- * kill and delete end it explicitly.
+ * VM lifecycle, as an orchestrator of steps over four pieces: the store's
+ * `vms` row (durable intent), the runtime (which VMM runs each VM; see
+ * VmRuntime), the provisioner (its files) and the host network. Every
+ * multi-step operation runs as steps with per-step rollback; operations on
+ * one VM are serialised by a per-VM lock, different VMs proceed side by side.
+ * The VMM is started detached and never bound to a request: stop, kill and
+ * delete end it explicitly.
  */
 export class VmService {
   readonly #deps: VmServiceDeps;
-  readonly #handles = new HandleCache();
   readonly #locks = new KeyedLock();
 
   constructor(deps: VmServiceDeps) {
@@ -92,14 +90,28 @@ export class VmService {
     return join(this.#deps.layout.runtimeDir, names.VMS_DIR, vm.id);
   }
 
+  #place(vm: { id: string }): VmPlace {
+    return { id: vm.id, vmDir: this.vmDir(vm), runDir: this.runDir(vm) };
+  }
+
+  #guestIp(vm: VmRecord): string {
+    return slotNetwork(this.#deps.networkConfig, vm.slot).guestIp;
+  }
+
   /** Runs `fn` holding the VM's lock: lifecycle operations on one VM never interleave. */
   #locked<T>(vmId: string, fn: () => Promise<T>): Promise<T> {
     return this.#locks.run(vmId, fn);
   }
 
-  alive(vm: VmRecord): boolean {
-    const handles = this.#handles.get(vm.id);
-    return handles !== undefined && this.#deps.driver.isAlive(handles.vmm);
+  /** The VM's current record, read under its lock (a caller's earlier copy may be stale). */
+  #current(vm: VmRecord): VmRecord {
+    const current = this.#deps.vms.get(vm.id);
+    if (current === undefined) throw new BangerError('ERR_NOT_FOUND', `VM ${vm.name} was deleted meanwhile`);
+    return current;
+  }
+
+  alive(vm: { id: string }): boolean {
+    return this.#deps.runtime.alive(vm.id);
   }
 
   find(ref: string): VmRecord {
@@ -107,13 +119,13 @@ export class VmService {
   }
 
   view(vm: VmRecord): VmView {
-    const handles = this.#handles.get(vm.id);
+    const handles = this.#deps.runtime.handles(vm.id);
     const alive = this.alive(vm);
     return {
       vm,
       image: this.#deps.images.byId(vm.imageId),
       alive,
-      guestIp: slotNetwork(this.#deps.networkConfig, vm.slot).guestIp,
+      guestIp: this.#guestIp(vm),
       accel: alive ? (handles?.vmm.accel ?? null) : null,
       pid: alive ? (handles?.vmm.pid ?? null) : null,
     };
@@ -143,25 +155,31 @@ export class VmService {
 
   /** Creates a VM (resolving, and if needed pulling, its image) and boots it unless noStart. */
   async create(params: CreateParams, ctx: OpContext): Promise<VmRecord> {
-    const imageName = params.image ?? this.#deps.defaultImage;
     if (params.name !== undefined) validateVmName(params.name);
     validateSpec(params.spec);
+    checkHostCapacity(params.spec, this.#deps.host);
 
-    ctx.progress('image', `resolving image ${imageName}`);
-    const image = await this.#resolveImage(imageName, ctx);
+    const imageRef = params.image ?? this.#deps.defaultImage;
+    ctx.progress('image', `resolving image ${imageRef}`);
+    const image = await this.#resolveImage(imageRef, { typed: params.image !== undefined }, ctx);
     const kernel = this.#deps.kernels.byId(image.kernelId);
     if (kernel === undefined) throw new BangerError('ERR_NOT_FOUND', `image ${image.name} refers to a kernel that no longer exists`);
 
     const name = params.name ?? generateVmName((n) => this.#deps.vms.list().some((vm) => vm.name === n));
     const id = newId();
-    let vm: VmRecord | undefined;
+    let reserved: VmRecord | undefined;
+    const vm = (): VmRecord => {
+      if (reserved === undefined) throw new Error('reserve step did not run');
+      return reserved;
+    };
     await runSteps(
       [
         {
           stage: 'reserve',
           detail: `reserving name ${name} and an address`,
           run: () => {
-            vm = this.#deps.vms.reserve({ id, name, imageId: image.id, spec: params.spec }, slotCapacity(this.#deps.networkConfig.subnet));
+            // 'creating' until the disks are done: a daemon that dies before then leaves a row startup removes.
+            reserved = this.#deps.vms.reserve({ id, name, imageId: image.id, spec: params.spec }, slotCapacity(this.#deps.networkConfig.subnet));
             return Promise.resolve();
           },
           rollback: () => {
@@ -173,12 +191,12 @@ export class VmService {
           stage: 'disks',
           detail: 'preparing disks (upper layer over the image, work disk for /root)',
           run: async () => {
-            if (vm === undefined) throw new Error('reserve step did not run');
-            await this.#buildDisks(vm, ctx);
+            const net = slotNetwork(this.#deps.networkConfig, vm().slot);
+            await this.#deps.provisioner.build(vm(), this.vmDir(vm()), net, ctx);
+            this.#deps.vms.setState(id, 'created');
           },
           rollback: () => {
-            rmSync(this.vmDir({ id }), { recursive: true, force: true });
-            if (vm !== undefined) forgetHosts(this.#deps.layout.knownHosts, hostNames(vm, slotNetwork(this.#deps.networkConfig, vm.slot).guestIp));
+            this.#deps.provisioner.remove(vm(), this.vmDir(vm()), this.#guestIp(vm()));
             return Promise.resolve();
           },
         },
@@ -188,11 +206,7 @@ export class VmService {
               {
                 stage: 'boot',
                 detail: 'starting the VM',
-                run: async () => {
-                  if (vm === undefined) throw new Error('reserve step did not run');
-                  const created = vm;
-                  await this.#locked(id, () => this.#start(created, ctx, { keepOnFailure: false }));
-                },
+                run: () => this.#locked(id, () => bootVm(this.#deps, vm(), this.#place(vm()), ctx, { keepOnFailure: false })),
               },
             ]),
       ],
@@ -203,142 +217,44 @@ export class VmService {
     return created;
   }
 
-  async #resolveImage(name: string, ctx: OpContext): Promise<ImageRecord> {
-    try {
-      return this.#deps.images.find(name);
-    } catch (error) {
-      if (!(error instanceof BangerError && error.code === 'ERR_NOT_FOUND' && this.#deps.images.inCatalog(name))) throw error;
+  /**
+   * The image a create asked for. Names are matched exactly first; a catalog
+   * name not pulled yet is pulled rather than prefix-matched to some other
+   * image (`debian-bookworm` must never boot `debian-bookworm-dev`). Only a
+   * ref the user typed may be an id or a unique prefix.
+   */
+  async #resolveImage(ref: string, options: { typed: boolean }, ctx: OpContext): Promise<ImageRecord> {
+    const exact = this.#deps.images.list().find((image) => image.name === ref || image.id === ref);
+    if (exact !== undefined) return exact;
+    if (this.#deps.images.inCatalog(ref)) {
+      ctx.progress('pull', `image ${ref} is not here yet: pulling it from the catalog`);
+      return (await this.#deps.images.pull(ref, ctx)).image;
     }
-    ctx.progress('pull', `image ${name} is not here yet: pulling it from the catalog`);
-    return (await this.#deps.images.pull(name, ctx)).image;
-  }
-
-  async #buildDisks(vm: VmRecord, ctx: OpContext): Promise<void> {
-    const net = slotNetwork(this.#deps.networkConfig, vm.slot);
-    const key = await ensureSshKey(this.#deps.layout.sshKey);
-    const busybox = findExecutable('busybox', this.#deps.env);
-    if (busybox === undefined || !isStaticElf(busybox)) {
-      throw new BangerError('ERR_HOST_TOOL_MISSING', 'a static busybox is needed for the guest', { hint: 'apt-get install busybox-static' });
-    }
-    const { hostPublicKey } = await buildVmDisks(
-      this.vmDir(vm),
-      { name: vm.name, guestIp: net.guestIp, gatewayIp: net.gatewayIp, busybox, minimalInit: MINIMAL_INIT },
-      { authorizedKey: key.publicKey, fileSync: this.#deps.fileSync, sizeBytes: vm.spec.diskSizeBytes },
-      ctx,
-    );
-    // Pinned before the first boot: the first connection already verifies the key banger made.
-    pinHostKey(this.#deps.layout.knownHosts, hostNames(vm, net.guestIp), hostPublicKey);
-  }
-
-  start(ref: string, ctx: OpContext): Promise<VmRecord> {
-    const vm = this.find(ref);
-    return this.#locked(vm.id, async () => {
-      const current = this.#deps.vms.get(vm.id) ?? vm;
-      if (this.alive(current)) throw new BangerError('ERR_VM_RUNNING', `VM ${current.name} is already running`);
-      await this.#start(current, ctx, { keepOnFailure: true });
-      return this.#deps.vms.get(vm.id) ?? current;
+    if (options.typed) return this.#deps.images.find(ref);
+    throw new BangerError('ERR_NOT_FOUND', `the default image "${ref}" does not exist and is not in the catalog`, {
+      hint: 'set default_image in config.toml to an image from `banger image list`, or pass --image',
     });
   }
 
-  /**
-   * Boots a VM: tap, VMM, then wait until SSH answers with a trusted host key.
-   * Caller holds the VM lock. On failure everything this started is undone;
-   * an existing VM is left stopped with the error recorded.
-   */
-  async #start(vm: VmRecord, ctx: OpContext, options: { keepOnFailure: boolean }): Promise<void> {
-    const image = this.#deps.images.byId(vm.imageId);
-    const kernel = image === undefined ? undefined : this.#deps.kernels.byId(image.kernelId);
-    if (image === undefined || kernel === undefined) throw new BangerError('ERR_NOT_FOUND', `VM ${vm.name}'s image or kernel no longer exists`);
-    const kernelFiles = this.#deps.kernels.files(this.#deps.kernels.ensureCurrentInitramfs(kernel, ctx));
-    const net = slotNetwork(this.#deps.networkConfig, vm.slot);
-    const dir = this.vmDir(vm);
-    const workDisk = join(dir, names.VM_WORK_DISK);
-    const key = await ensureSshKey(this.#deps.layout.sshKey);
-    let tap: string | undefined;
-
-    this.#deps.vms.setState(vm.id, 'starting');
-    try {
-      await runSteps(
-        [
-          {
-            stage: 'disks',
-            detail: 'checking disks',
-            run: async () => {
-              if (existsSync(workDisk) && statSync(workDisk).size < vm.spec.diskSizeBytes) {
-                ctx.progress('disks', `growing the work disk to ${vm.spec.diskSizeBytes / 1024 ** 3}G`);
-                await growDisk(workDisk, vm.spec.diskSizeBytes, ctx);
-              }
-            },
-          },
-          {
-            stage: 'network',
-            detail: `network: ${net.guestIp} on ${this.#deps.network.bridge} (${vm.spec.network}${vm.spec.nat ? ', NAT' : ''})`,
-            run: async () => {
-              tap = await this.#deps.network.acquireTap();
-              await this.#deps.network.attach({ tap, guestIp: net.guestIp, mac: net.mac, nat: vm.spec.nat, network: vm.spec.network });
-              failpoint(FAILPOINTS.startNetwork);
-            },
-            rollback: () => this.#deps.network.detach(net.guestIp, tap),
-          },
-          {
-            stage: 'boot',
-            detail: `booting (${this.#deps.driver.name}, ${vm.spec.vcpu} vcpu, ${vm.spec.memoryMiB} MiB, ${vm.spec.init} init)`,
-            run: async () => {
-              const handle = await this.#deps.driver.start(
-                {
-                  vmId: vm.id,
-                  vcpu: vm.spec.vcpu,
-                  memoryMiB: vm.spec.memoryMiB,
-                  kernel: { vmlinux: kernelFiles.vmlinux, initramfs: kernelFiles.initramfs },
-                  disks: { image: image.spec.rootfs, upper: join(dir, names.VM_UPPER_DISK), work: workDisk },
-                  net: { tap: requireTap(tap), mac: net.mac, guestIp: net.guestIp, prefix: net.prefix, gatewayIp: net.gatewayIp },
-                  init: vm.spec.init,
-                  vmDir: dir,
-                  runDir: this.runDir(vm),
-                },
-                ctx.signal,
-              );
-              this.#handles.set(vm.id, dir, { vmm: handle, tap: requireTap(tap) });
-              ctx.log.info({ vm: vm.name, pid: handle.pid, accel: handle.accel }, 'vmm started');
-              failpoint(FAILPOINTS.startBoot);
-            },
-            rollback: async () => {
-              const handles = this.#handles.get(vm.id);
-              if (handles !== undefined) await this.#deps.driver.kill(handles.vmm);
-              this.#handles.clear(vm.id, dir);
-            },
-          },
-          {
-            stage: 'ssh',
-            detail: `waiting for SSH on ${net.guestIp}`,
-            run: async () => {
-              failpoint(FAILPOINTS.startSsh);
-              const client = await waitForSsh(
-                { host: net.guestIp, privateKey: key.privateKey, knownHosts: this.#deps.layout.knownHosts },
-                {
-                  deadlineMs: SSH_READY_TIMEOUT_MS,
-                  signal: ctx.signal,
-                  stillBooting: () => (this.alive(vm) ? undefined : `the VM stopped while booting: ${this.consoleTail(vm, 5).join(' | ')}`),
-                },
-              );
-              this.#deps.guests.adopt(vm.id, client, net.guestIp);
-            },
-          },
-        ],
-        ctx,
-      );
-    } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      if (options.keepOnFailure) this.#deps.vms.setState(vm.id, 'stopped', message);
-      throw error;
-    }
-    this.#deps.vms.setState(vm.id, 'running');
-    this.#deps.onRunningChanged?.();
+  start(ref: string, ctx: OpContext): Promise<VmRecord> {
+    const found = this.find(ref);
+    return this.#locked(found.id, async () => {
+      const vm = this.#current(found);
+      if (vm.state === 'creating') throw new BangerError('ERR_VM_NOT_RUNNING', `VM ${vm.name} is still being created`);
+      // A VMM this daemon lost track of counts as running: never boot a second one on the same disks.
+      if (this.alive(vm) || this.#deps.runtime.adopt(this.#place(vm)).alive) {
+        if (vm.state !== 'running') this.#deps.vms.setState(vm.id, 'running');
+        throw new BangerError('ERR_VM_RUNNING', `VM ${vm.name} is already running`);
+      }
+      await bootVm(this.#deps, vm, this.#place(vm), ctx, { keepOnFailure: true });
+      return this.#deps.vms.get(vm.id) ?? vm;
+    });
   }
 
   stop(ref: string, ctx: OpContext): Promise<VmRecord> {
-    const vm = this.find(ref);
-    return this.#locked(vm.id, async () => {
+    const found = this.find(ref);
+    return this.#locked(found.id, async () => {
+      const vm = this.#current(found);
       await this.#stop(vm, ctx);
       return this.#deps.vms.get(vm.id) ?? vm;
     });
@@ -346,11 +262,11 @@ export class VmService {
 
   /** Graceful stop (see shutdownVm), then the host side is cleaned up. Caller holds the VM lock. */
   async #stop(vm: VmRecord, ctx: OpContext): Promise<void> {
-    const handles = this.#handles.get(vm.id);
-    if (handles !== undefined && this.#deps.driver.isAlive(handles.vmm)) {
+    const handles = this.#deps.runtime.handles(vm.id);
+    if (handles !== undefined && this.alive(vm)) {
       this.#deps.vms.setState(vm.id, 'stopping');
-      const guestIp = slotNetwork(this.#deps.networkConfig, vm.slot).guestIp;
-      await shutdownVm(this.#deps, { id: vm.id, init: vm.spec.init, guestIp }, handles.vmm, ctx);
+      const driver = this.#deps.runtime.driverFor(handles.vmm);
+      await shutdownVm({ driver, guests: this.#deps.guests }, { id: vm.id, init: vm.spec.init, guestIp: this.#guestIp(vm) }, handles.vmm, ctx);
     }
     await this.#cleanupRuntime(vm);
     this.#deps.vms.setState(vm.id, 'stopped');
@@ -359,17 +275,15 @@ export class VmService {
   /** Removes what a VM's run left on the host: VMM (if any), tap, sockets, handles. Idempotent. */
   async #cleanupRuntime(vm: VmRecord): Promise<void> {
     this.#deps.guests.close(vm.id);
-    const handles = this.#handles.get(vm.id) ?? this.#handles.load(vm.id, this.vmDir(vm));
-    if (handles !== undefined) await this.#deps.driver.kill(handles.vmm);
-    await this.#deps.network.detach(slotNetwork(this.#deps.networkConfig, vm.slot).guestIp, handles?.tap);
-    this.#handles.clear(vm.id, this.vmDir(vm));
-    rmSync(this.runDir(vm), { recursive: true, force: true });
+    const handles = await this.#deps.runtime.kill(this.#place(vm));
+    await this.#deps.network.detach(this.#guestIp(vm), handles?.tap === '' ? undefined : handles?.tap);
     this.#deps.onRunningChanged?.();
   }
 
   kill(ref: string, ctx: OpContext): Promise<VmRecord> {
-    const vm = this.find(ref);
-    return this.#locked(vm.id, async () => {
+    const found = this.find(ref);
+    return this.#locked(found.id, async () => {
+      const vm = this.#current(found);
       ctx.progress('kill', `killing ${vm.name}`);
       await this.#cleanupRuntime(vm);
       this.#deps.vms.setState(vm.id, 'stopped');
@@ -378,23 +292,24 @@ export class VmService {
   }
 
   restart(ref: string, ctx: OpContext): Promise<VmRecord> {
-    const vm = this.find(ref);
-    return this.#locked(vm.id, async () => {
-      await this.#stop(vm, ctx);
-      await this.#start(this.#deps.vms.get(vm.id) ?? vm, ctx, { keepOnFailure: true });
+    const found = this.find(ref);
+    return this.#locked(found.id, async () => {
+      await this.#stop(this.#current(found), ctx);
+      const vm = this.#current(found);
+      await bootVm(this.#deps, vm, this.#place(vm), ctx, { keepOnFailure: true });
       return this.#deps.vms.get(vm.id) ?? vm;
     });
   }
 
   /** Deletes a VM, killing it first if it runs; forgets its host key. */
   delete(ref: string, ctx: OpContext): Promise<VmRecord> {
-    const vm = this.find(ref);
-    return this.#locked(vm.id, async () => {
+    const found = this.find(ref);
+    return this.#locked(found.id, async () => {
+      const vm = this.#current(found);
       ctx.progress('delete', `deleting ${vm.name}`);
       await this.#cleanupRuntime(vm);
       failpoint(FAILPOINTS.deleteCleanup);
-      rmSync(this.vmDir(vm), { recursive: true, force: true });
-      forgetHosts(this.#deps.layout.knownHosts, hostNames(vm, slotNetwork(this.#deps.networkConfig, vm.slot).guestIp));
+      this.#deps.provisioner.remove(vm, this.vmDir(vm), this.#guestIp(vm));
       this.#deps.vms.delete(vm.id);
       return vm;
     });
@@ -404,15 +319,17 @@ export class VmService {
   set(ref: string, changes: Partial<Pick<VmSpec, 'vcpu' | 'memoryMiB' | 'diskSizeBytes' | 'nat'>>): Promise<VmRecord> {
     const found = this.find(ref);
     return this.#locked(found.id, async () => {
-      const vm = this.#deps.vms.get(found.id) ?? found;
+      // Read under the lock: a spec read before it would drop a concurrent set's change.
+      const vm = this.#current(found);
       const spec = { ...vm.spec, ...changes };
       validateSpec(spec);
+      checkHostCapacity(spec, this.#deps.host);
       if (spec.diskSizeBytes < vm.spec.diskSizeBytes) {
         throw new BangerError('ERR_INVALID_ARGUMENT', `the work disk can only grow (it is ${vm.spec.diskSizeBytes / 1024 ** 3}G)`, {
           hint: 'shrinking could lose data; create a new VM for a smaller disk',
         });
       }
-      if (spec.nat !== vm.spec.nat && this.alive(vm)) await this.#deps.network.setNat(slotNetwork(this.#deps.networkConfig, vm.slot).guestIp, spec.nat);
+      if (spec.nat !== vm.spec.nat && this.alive(vm)) await this.#deps.network.setNat(this.#guestIp(vm), spec.nat);
       this.#deps.vms.setSpec(vm.id, spec);
       return { ...vm, spec };
     });
@@ -420,12 +337,7 @@ export class VmService {
 
   /** The last lines of the VM's serial console. */
   consoleTail(vm: VmRecord, lines: number): string[] {
-    const path = join(this.vmDir(vm), names.VM_CONSOLE_LOG);
-    if (!existsSync(path)) return [];
-    return readFileSync(path, 'utf8')
-      .split('\n')
-      .filter((l) => l.trim() !== '')
-      .slice(-lines);
+    return consoleTail(this.vmDir(vm), lines);
   }
 
   /**
@@ -438,11 +350,9 @@ export class VmService {
   guest(ref: string): Promise<{ vm: VmRecord; guest: GuestConnection }> {
     const found = this.find(ref);
     return this.#locked(found.id, async () => {
-      const vm = this.#deps.vms.get(found.id) ?? found;
-      if (!this.alive(vm)) {
-        throw new BangerError('ERR_VM_NOT_RUNNING', `VM ${vm.name} is not running`, { hint: `start it with \`banger vm start ${vm.name}\`` });
-      }
-      const guest = await this.#deps.guests.connection(vm.id, slotNetwork(this.#deps.networkConfig, vm.slot).guestIp);
+      const vm = this.#current(found);
+      if (!this.alive(vm)) throw notRunning(vm);
+      const guest = await this.#deps.guests.connection(vm.id, this.#guestIp(vm));
       return { vm, guest };
     });
   }
@@ -450,49 +360,77 @@ export class VmService {
   /** What the CLI needs to run the system ssh into a running VM. */
   async sshTarget(ref: string): Promise<{ vm: VmRecord; host: string; keyPath: string; knownHosts: string }> {
     const vm = await this.#refresh(this.find(ref));
-    if (!this.alive(vm)) {
-      throw new BangerError('ERR_VM_NOT_RUNNING', `VM ${vm.name} is not running`, { hint: `start it with \`banger vm start ${vm.name}\`` });
-    }
-    return { vm, host: slotNetwork(this.#deps.networkConfig, vm.slot).guestIp, keyPath: this.#deps.layout.sshKey, knownHosts: this.#deps.layout.knownHosts };
+    if (!this.alive(vm)) throw notRunning(vm);
+    return { vm, host: this.#guestIp(vm), keyPath: this.#deps.layout.sshKey, knownHosts: this.#deps.layout.knownHosts };
   }
 
   /**
-   * At daemon start: a VM recorded as running whose VMM still runs is kept
-   * (its handles come back from handles.json); one whose VMM died while the
-   * daemon was down is demoted to stopped and its tap and sockets removed.
+   * At daemon start, before any request: every VM whose VMM still runs is
+   * kept, whatever its row says (found from the OS when handles.json is
+   * gone); one whose VMM died is demoted to stopped and its tap released; a
+   * create that never finished (row still 'creating') is removed with its
+   * files. Returns the VMs whose stop was interrupted and is still due (see
+   * finishStops).
    */
-  async reconcile(log: OpContext['log']): Promise<void> {
+  async reconcile(log: OpContext['log']): Promise<VmRecord[]> {
     const live: VmAttachment[] = [];
+    const stopsDue: VmRecord[] = [];
     for (const vm of this.#deps.vms.list()) {
-      if (vm.state !== 'running' && vm.state !== 'starting' && vm.state !== 'stopping') continue;
-      const handles = this.#handles.load(vm.id, this.vmDir(vm));
-      if (handles !== undefined && this.#deps.driver.isAlive(handles.vmm)) {
-        if (vm.state !== 'running') this.#deps.vms.setState(vm.id, 'running');
-        const net = slotNetwork(this.#deps.networkConfig, vm.slot);
-        live.push({ tap: handles.tap, guestIp: net.guestIp, mac: net.mac, nat: vm.spec.nat, network: vm.spec.network });
-        log.info({ vm: vm.name, pid: handles.vmm.pid }, 'reconcile: VM still running');
+      const place = this.#place(vm);
+      if (vm.state === 'creating') {
+        await this.#tolerant(log, vm, 'remove an unfinished create', async () => {
+          await this.#deps.runtime.kill(place);
+          this.#deps.provisioner.remove(vm, place.vmDir, this.#guestIp(vm));
+          this.#deps.vms.delete(vm.id);
+          log.info({ vm: vm.name }, 'reconcile: removed a VM whose create never finished');
+        });
         continue;
       }
-      try {
-        await this.#cleanupRuntime(vm);
-      } catch (error) {
-        // The host side is swept below (taps and NAT of no live VM); the VM is stopped either way.
-        log.warn({ vm: vm.name, err_message: error instanceof Error ? error.message : String(error) }, 'reconcile: cleanup incomplete');
+      const found = this.#deps.runtime.adopt(place);
+      if (found.alive) {
+        const net = slotNetwork(this.#deps.networkConfig, vm.slot);
+        live.push({ tap: found.handles.tap, guestIp: net.guestIp, mac: net.mac, nat: vm.spec.nat, network: vm.spec.network });
+        if (vm.state === 'stopping') stopsDue.push(vm);
+        if (vm.state !== 'running') this.#deps.vms.setState(vm.id, 'running');
+        log.info({ vm: vm.name, pid: found.handles.vmm.pid }, 'reconcile: VM still running');
+        continue;
       }
-      this.#deps.vms.setState(vm.id, 'stopped', 'the VM stopped while the daemon was down');
+      if (vm.state !== 'running' && vm.state !== 'starting' && vm.state !== 'stopping' && found.leftover === undefined) continue;
+      await this.#tolerant(log, vm, 'clean up after a VM that died', async () => {
+        this.#deps.runtime.forget(place);
+        await this.#deps.network.detach(this.#guestIp(vm), found.leftover?.tap === '' ? undefined : found.leftover?.tap);
+      });
+      if (vm.state === 'running' || vm.state === 'starting' || vm.state === 'stopping') {
+        this.#deps.vms.setState(vm.id, 'stopped', vm.state === 'stopping' ? null : 'the VM stopped while the daemon was down');
+      }
       log.info({ vm: vm.name }, 'reconcile: VM no longer running, cleaned up');
     }
     await this.#deps.network.reconcile(live);
     this.#deps.onRunningChanged?.();
+    return stopsDue;
+  }
+
+  /** Completes stops a dead daemon left half-done (the guest was asked to power off; its VMM may still run). */
+  async finishStops(vms: readonly VmRecord[], ctx: OpContext): Promise<void> {
+    for (const vm of vms) {
+      try {
+        await this.#locked(vm.id, () => this.#stop(this.#current(vm), ctx));
+      } catch (error) {
+        ctx.log.warn({ vm: vm.name, err_message: error instanceof Error ? error.message : String(error) }, 'could not finish an interrupted stop');
+      }
+    }
+  }
+
+  /** Runs a reconcile step whose failure must not stop the daemon: the host side is swept by network.reconcile either way. */
+  async #tolerant(log: OpContext['log'], vm: VmRecord, what: string, step: () => Promise<void>): Promise<void> {
+    try {
+      await step();
+    } catch (error) {
+      log.warn({ vm: vm.name, err_message: error instanceof Error ? error.message : String(error) }, `reconcile: could not ${what}`);
+    }
   }
 }
 
-/** The names a VM's host key is pinned under: its address, its name and `<name>.vm`. */
-function hostNames(vm: { name: string }, guestIp: string): string[] {
-  return [guestIp, vm.name, `${vm.name}.vm`];
-}
-
-function requireTap(tap: string | undefined): string {
-  if (tap === undefined) throw new Error('network step did not run');
-  return tap;
+function notRunning(vm: VmRecord): BangerError {
+  return new BangerError('ERR_VM_NOT_RUNNING', `VM ${vm.name} is not running`, { hint: `start it with \`banger vm start ${vm.name}\`` });
 }

@@ -1,0 +1,81 @@
+import { join } from 'node:path';
+
+import { detectKvm } from '../host/kvm.js';
+import { findProcesses, openTapInterfaces, processArgv } from '../host/process.js';
+import type { DriverName, VmmDriver, VmmHandle } from './driver.js';
+import { API_SOCKET, FirecrackerDriver } from './firecracker/firecracker-driver.js';
+import { QemuDriver, QMP_SOCKET, qemuProcessMarker } from './qemu/qemu-driver.js';
+
+/** A VMM found running from the OS alone: its handle and the tap it holds open. */
+export interface FoundVmm {
+  handle: VmmHandle;
+  tap: string | undefined;
+}
+
+/**
+ * The drivers a daemon can control. New VMs start with `starter` (chosen from
+ * config and host at daemon start); every other call goes to the driver named
+ * in the VM's handle, so a VM is always driven by the VMM that runs it even
+ * after `vmm` changed (config edited, Firecracker installed or removed).
+ * Controlling an existing VM (isAlive, kill, power button) needs no binary,
+ * only its pid and control socket, so a driver of the other kind is always
+ * available for that.
+ */
+export class DriverRegistry {
+  readonly starter: VmmDriver;
+  readonly #controllers: Record<DriverName, VmmDriver>;
+
+  /**
+   * `starter` may be a stand-in that refuses to start (no usable VMM); it is
+   * then never used for control. `controllers` replaces the built-in control
+   * of a kind (tests).
+   */
+  constructor(starter: VmmDriver, options: { startable?: boolean; controllers?: Partial<Record<DriverName, VmmDriver>> } = {}) {
+    this.starter = starter;
+    const own = (name: DriverName): VmmDriver | undefined =>
+      options.controllers?.[name] ?? (options.startable !== false && starter.name === name ? starter : undefined);
+    this.#controllers = {
+      qemu: own('qemu') ?? new QemuDriver({ binary: 'qemu-system-x86_64', accel: 'tcg' }),
+      firecracker: own('firecracker') ?? new FirecrackerDriver({ binary: 'firecracker', kvm: detectKvm }),
+    };
+  }
+
+  /** The driver that controls the VMM behind `handle`. */
+  forHandle(handle: Pick<VmmHandle, 'driver'>): VmmDriver {
+    return this.#controllers[handle.driver];
+  }
+
+  isAlive(handle: VmmHandle): boolean {
+    return this.forHandle(handle).isAlive(handle);
+  }
+
+  /**
+   * Finds a VM's VMM from the OS (its control socket, which lives in the VM's
+   * runtime dir, is on its command line), whatever banger recorded: the
+   * fallback when handles.json is missing or unreadable, and the check that
+   * keeps a second VMM off the same disks.
+   */
+  rediscover(runDir: string): FoundVmm | undefined {
+    for (const driver of ['qemu', 'firecracker'] as const) {
+      const controlSocket = join(runDir, driver === 'qemu' ? QMP_SOCKET : API_SOCKET);
+      const marker = processMarker({ driver, controlSocket });
+      const [pid] = findProcesses(marker);
+      if (pid === undefined) continue;
+      const argv = processArgv(pid) ?? [];
+      const handle: VmmHandle = { driver, pid, controlSocket, accel: driver === 'qemu' ? qemuAccel(argv) : 'kvm' };
+      return { handle, tap: openTapInterfaces(pid)[0] };
+    }
+    return undefined;
+  }
+}
+
+/** How a VMM's command line names its control socket: QEMU escapes commas in it, Firecracker takes it whole. */
+export function processMarker(handle: Pick<VmmHandle, 'driver' | 'controlSocket'>): string {
+  return handle.driver === 'qemu' ? qemuProcessMarker(handle.controlSocket) : handle.controlSocket;
+}
+
+/** The accelerator on a QEMU command line (`-accel kvm` or `-accel tcg,...`). */
+function qemuAccel(argv: readonly string[]): string {
+  const value = argv[argv.indexOf('-accel') + 1] ?? '';
+  return value.startsWith('kvm') ? 'kvm' : 'tcg';
+}
