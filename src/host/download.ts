@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { Readable, Transform } from 'node:stream';
+import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 
 import { BangerError } from '../rpc/errors.js';
+import { abortReason } from './command.js';
 
 export interface DownloadProgress {
   url: string;
@@ -16,34 +17,34 @@ export interface DownloadProgress {
 export interface DownloadOptions {
   signal?: AbortSignal | undefined;
   onProgress?: ((progress: DownloadProgress) => void) | undefined;
+  /** Longest wait for the response headers, in ms (default DEFAULT_RESPONSE_TIMEOUT_MS). */
+  responseTimeoutMs?: number | undefined;
+  /** Longest wait for the next bytes of the body, in ms (default DEFAULT_STALL_TIMEOUT_MS). */
+  stallTimeoutMs?: number | undefined;
 }
 
+/**
+ * Generous on purpose: these catch a mirror that accepted the connection and
+ * then went silent, which would otherwise hang a pull forever. A slow but
+ * moving transfer never trips them.
+ */
+export const DEFAULT_RESPONSE_TIMEOUT_MS = 30_000;
+export const DEFAULT_STALL_TIMEOUT_MS = 60_000;
+
 const PROGRESS_INTERVAL_BYTES = 1024 * 1024;
+const MIRROR_HINT = 'check the network and the mirror setting (kernel_mirror in config.toml)';
 
 /** GETs a URL into memory (small files: release and index files). */
 export async function fetchBytes(url: string, options: DownloadOptions = {}): Promise<Buffer> {
-  const response = await get(url, options.signal);
-  return Buffer.from(await response.arrayBuffer());
-}
-
-async function get(url: string, signal: AbortSignal | undefined): Promise<Response> {
-  let response: Response;
-  try {
-    response = await fetch(url, signal === undefined ? {} : { signal });
-  } catch (error) {
-    if (signal?.aborted === true) throw signal.reason;
-    throw new BangerError('ERR_DOWNLOAD_FAILED', `cannot download ${url}: ${(error as Error).message}`, {
-      cause: error,
-      hint: 'check the network and the mirror setting (kernel_mirror in config.toml)',
-    });
-  }
-  if (!response.ok || response.body === null) {
-    throw new BangerError('ERR_DOWNLOAD_FAILED', `cannot download ${url}: HTTP ${response.status}`, {
-      hint:
-        response.status === 404 ? 'the mirror no longer has this file; pull again to resolve the current version' : 'check the mirror setting (kernel_mirror)',
-    });
-  }
-  return response;
+  const chunks: Buffer[] = [];
+  const collect = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      chunks.push(chunk);
+      callback();
+    },
+  });
+  await transfer(url, options, collect, () => undefined);
+  return Buffer.concat(chunks);
 }
 
 export async function sha256File(path: string): Promise<string> {
@@ -55,7 +56,8 @@ export async function sha256File(path: string): Promise<string> {
 /**
  * Returns the path of a file with this sha256 in `cacheDir`, downloading it
  * first when absent. The download lands in a temp name and is renamed only
- * after its hash matched, so the cache never holds a partial or wrong file.
+ * after its hash matched, so the cache never holds a partial or wrong file,
+ * whether the transfer failed, timed out, was cancelled or was corrupt.
  */
 export async function cachedDownload(cacheDir: string, url: string, sha256: string, options: DownloadOptions = {}): Promise<string> {
   mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
@@ -69,25 +71,15 @@ export async function cachedDownload(cacheDir: string, url: string, sha256: stri
   }
   const partial = `${target}.partial-${process.pid}-${Date.now()}`;
   try {
-    const response = await get(url, options.signal);
-    const lengthHeader = response.headers.get('content-length');
-    const total = lengthHeader === null ? undefined : Number(lengthHeader);
     const hash = createHash('sha256');
-    let received = 0;
     let reported = 0;
-    const meter = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        hash.update(chunk);
-        received += chunk.length;
-        if (received - reported >= PROGRESS_INTERVAL_BYTES || received === total) {
-          reported = received;
-          options.onProgress?.({ url, received, total });
-        }
-        callback(null, chunk);
-      },
+    await transfer(url, options, createWriteStream(partial, { mode: 0o600 }), (chunk, received, total) => {
+      hash.update(chunk);
+      if (received - reported >= PROGRESS_INTERVAL_BYTES || received === total) {
+        reported = received;
+        options.onProgress?.({ url, received, total });
+      }
     });
-    const body = Readable.fromWeb(response.body as WebReadableStream<Uint8Array>);
-    await pipeline(body, meter, createWriteStream(partial, { mode: 0o600 }), options.signal === undefined ? {} : { signal: options.signal });
     const actual = hash.digest('hex');
     if (actual !== sha256) {
       throw new BangerError('ERR_VERIFY_FAILED', `${url} has sha256 ${actual}, expected ${sha256}`, {
@@ -99,4 +91,113 @@ export async function cachedDownload(cacheDir: string, url: string, sha256: stri
   } finally {
     rmSync(partial, { force: true });
   }
+}
+
+/**
+ * GETs `url` into `sink`, calling `onChunk` for every piece of the body.
+ * Fails with ERR_DOWNLOAD_FAILED when the server sends no headers within the
+ * response timeout or no body bytes within the stall timeout, and with the
+ * caller's reason when its signal aborts.
+ */
+async function transfer(
+  url: string,
+  options: DownloadOptions,
+  sink: Writable,
+  onChunk: (chunk: Buffer, received: number, total: number | undefined) => void,
+): Promise<void> {
+  const responseMs = options.responseTimeoutMs ?? DEFAULT_RESPONSE_TIMEOUT_MS;
+  const stallMs = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
+  const watchdog = new Watchdog(options.signal);
+  let received = 0;
+  try {
+    watchdog.arm(responseMs, () => timeoutError(url, `no response within ${seconds(responseMs)}`));
+    const response = await fetch(url, { signal: watchdog.signal });
+    if (!response.ok || response.body === null) {
+      response.body?.cancel().catch(() => undefined);
+      throw new BangerError('ERR_DOWNLOAD_FAILED', `cannot download ${url}: HTTP ${response.status}`, {
+        hint: response.status === 404 ? 'the mirror no longer has this file; pull again to resolve the current version' : MIRROR_HINT,
+      });
+    }
+    const lengthHeader = response.headers.get('content-length');
+    const total = lengthHeader === null ? undefined : Number(lengthHeader);
+    watchdog.arm(stallMs, () => timeoutError(url, `the transfer stalled: no data for ${seconds(stallMs)} after ${received} bytes`));
+    const meter = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        watchdog.touch();
+        received += chunk.length;
+        onChunk(chunk, received, total);
+        callback(null, chunk);
+      },
+    });
+    await pipeline(Readable.fromWeb(response.body as WebReadableStream<Uint8Array>), meter, sink, { signal: watchdog.signal });
+  } catch (error) {
+    throw watchdog.failure(url, error);
+  } finally {
+    watchdog.disarm();
+  }
+}
+
+/**
+ * One deadline at a time over a transfer, combined with the caller's signal:
+ * armed for the headers, then for the body, where every chunk restarts it.
+ * When it expires its own signal aborts with the timeout error, which stops
+ * fetch and the pipeline alike.
+ */
+class Watchdog {
+  readonly #caller: AbortSignal | undefined;
+  readonly #own = new AbortController();
+  readonly signal: AbortSignal;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(caller: AbortSignal | undefined) {
+    this.#caller = caller;
+    this.signal = caller === undefined ? this.#own.signal : AbortSignal.any([caller, this.#own.signal]);
+  }
+
+  arm(ms: number, error: () => BangerError): void {
+    this.disarm();
+    this.#timer = setTimeout(() => {
+      this.#own.abort(error());
+    }, ms);
+  }
+
+  /** Restarts the current deadline (more bytes arrived). */
+  touch(): void {
+    this.#timer?.refresh();
+  }
+
+  disarm(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** What a failed transfer reports: the caller's cancel first, then an expired deadline, else the failure itself. */
+  failure(url: string, error: unknown): Error {
+    if (this.#caller?.aborted === true) return abortReason(this.#caller);
+    if (this.#own.signal.aborted) return abortReason(this.#own.signal);
+    if (error instanceof BangerError) return error;
+    const cause = error instanceof Error && error.cause instanceof Error ? `: ${error.cause.message}` : '';
+    return new BangerError('ERR_DOWNLOAD_FAILED', `cannot download ${url}: ${error instanceof Error ? error.message : String(error)}${cause}`, {
+      cause: error,
+      hint: MIRROR_HINT,
+    });
+  }
+}
+
+function timeoutError(url: string, what: string): BangerError {
+  return new BangerError('ERR_DOWNLOAD_FAILED', `cannot download ${url}: ${what}`, {
+    hint: `${hostOf(url)} accepted the connection but stopped answering; retry the pull, or ${MIRROR_HINT}`,
+  });
+}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return url;
+  }
+}
+
+function seconds(ms: number): string {
+  return ms >= 1000 ? `${Math.round(ms / 1000)} s` : `${ms} ms`;
 }

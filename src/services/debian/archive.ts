@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 
 import { cachedDownload, fetchBytes, type DownloadOptions } from '../../host/download.js';
 import { BangerError } from '../../rpc/errors.js';
-import { parseStanzas, releaseFiles, type Stanza } from './control-file.js';
+import { parseReleaseDate, parseStanzas, releaseFiles, type Stanza } from './control-file.js';
 import { compareDebianVersions } from './version.js';
 
 const run = promisify(execFile);
@@ -42,6 +42,8 @@ export interface ArchiveOptions extends DownloadOptions {
   cacheDir: string;
   keyring?: string;
   arch?: string;
+  /** The current time, against which Valid-Until is checked (tests pin it). */
+  now?: () => Date;
 }
 
 /** Fetches `dists/<suite>/InRelease` and returns its signed content, verified with gpgv. */
@@ -64,10 +66,39 @@ export async function fetchVerifiedRelease(source: ArchiveSource, options: Archi
     }
     const [release] = parseStanzas(readFileSync(verified, 'utf8'));
     if (release === undefined) throw new BangerError('ERR_VERIFY_FAILED', `${url} has no Release fields`);
+    assertNotExpired(release, url, (options.now ?? (() => new Date()))());
     return release;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Refuses a Release whose `Valid-Until` has passed, as apt does. A signature
+ * never expires, so without this a mirror (or anyone on the plain-HTTP path)
+ * could keep serving an old signed index and hide every later security fix.
+ * The field is optional: the main archive omits it (its index is valid until
+ * replaced), the security archive sets it about a week ahead. A field that is
+ * present but unreadable is refused too, rather than read as "no limit".
+ */
+export function assertNotExpired(release: Stanza, url: string, now: Date): void {
+  const validUntil = release.get('Valid-Until');
+  if (validUntil === undefined) return;
+  const until = parseReleaseDate(validUntil);
+  if (until === undefined) {
+    throw new BangerError('ERR_VERIFY_FAILED', `${url} has an unreadable Valid-Until: "${validUntil}"`, {
+      hint: 'this is not a well-formed Debian index; check the mirror setting (kernel_mirror in config.toml)',
+    });
+  }
+  if (until.getTime() >= now.getTime()) return;
+  const date = release.get('Date');
+  throw new BangerError(
+    'ERR_VERIFY_FAILED',
+    `${url}${date === undefined ? '' : ` (dated ${date})`} expired at ${validUntil}: the mirror serves an outdated copy of a signed index`,
+    {
+      hint: `the mirror is stale or replaying an old index; retry later or point kernel_mirror in config.toml at another mirror; if the host clock (now ${now.toUTCString()}) is wrong, fix it`,
+    },
+  );
 }
 
 /**

@@ -129,3 +129,109 @@ test('unknown catalog names are a clear error', async () => {
     (e: unknown) => e instanceof BangerError && e.code === 'ERR_NOT_FOUND' && (e.hint ?? '').includes('catalog images: one, two'),
   );
 });
+
+/** A caller with its own cancel and a record of the progress it was sent. */
+function caller(): { ctx: OpContext; cancel: (why: string) => void; stages: string[] } {
+  const controller = new AbortController();
+  const stages: string[] = [];
+  return {
+    ctx: { ...ctx(), signal: controller.signal, progress: (stage) => stages.push(stage) },
+    cancel: (why) => {
+      controller.abort(new BangerError('ERR_CANCELLED', why));
+    },
+    stages,
+  };
+}
+
+/**
+ * A build that waits for the test to let it finish, or fails at once when its
+ * own signal aborts (as mmdebstrap's does). `started` gives its signal.
+ */
+function gatedBuild(): { build: RootBuilder; started: Promise<AbortSignal>; finish: () => void } {
+  let finish!: () => void;
+  const gate = new Promise<void>((resolve) => (finish = resolve));
+  let onStart!: (signal: AbortSignal) => void;
+  const started = new Promise<AbortSignal>((resolve) => (onStart = resolve));
+  const build: RootBuilder = async (e, target, h, c) => {
+    onStart(c.signal);
+    await new Promise<void>((resolve, reject) => {
+      void gate.then(resolve);
+      c.signal.addEventListener('abort', () => {
+        reject(c.signal.reason instanceof Error ? c.signal.reason : new Error('aborted'));
+      });
+    });
+    await tinyTree(e, target, h, c);
+  };
+  return { build, started, finish };
+}
+
+/** Whether `promise` has settled once pending callbacks have run (a cancel answers without waiting on anything). */
+async function settledNow(promise: Promise<unknown>): Promise<boolean> {
+  let settled = false;
+  const settle = (): void => {
+    settled = true;
+  };
+  promise.then(settle, settle);
+  await new Promise((resolve) => setImmediate(resolve));
+  return settled;
+}
+
+const isCancel = (why: string) => (error: unknown) => error instanceof BangerError && error.code === 'ERR_CANCELLED' && error.message === why;
+
+test("a joiner's cancel rejects its own pull at once; the build goes on for the first caller", async () => {
+  const gated = gatedBuild();
+  const { service } = setup(gated.build);
+  const leader = caller();
+  const joiner = caller();
+  const first = service.pull('one', leader.ctx);
+  const second = service.pull('one', joiner.ctx);
+  assert.deepEqual(joiner.stages, ['wait']);
+  const buildSignal = await gated.started;
+  joiner.cancel('joiner interrupted');
+  assert.equal(await settledNow(second), true, "the joiner's pull answers its cancel without waiting for the build");
+  await assert.rejects(second, isCancel('joiner interrupted'));
+  assert.equal(buildSignal.aborted, false);
+  gated.finish();
+  const { image } = await first;
+  assert.deepEqual(
+    service.list().map((i) => i.id),
+    [image.id],
+  );
+});
+
+test("the first caller's cancel does not fail a joiner: the build finishes and the joiner gets the image", async () => {
+  const gated = gatedBuild();
+  const { service } = setup(gated.build);
+  const leader = caller();
+  const joiner = caller();
+  const first = service.pull('one', leader.ctx);
+  const second = service.pull('one', joiner.ctx);
+  const buildSignal = await gated.started;
+  leader.cancel('leader interrupted');
+  await assert.rejects(first, isCancel('leader interrupted'));
+  assert.equal(buildSignal.aborted, false);
+  gated.finish();
+  const { image, pulled } = await second;
+  assert.equal(pulled, true);
+  assert.equal(service.find('one').id, image.id);
+  assert.ok(existsSync(image.spec.rootfs));
+});
+
+test('when every caller has cancelled, the build is cancelled and leaves nothing', async () => {
+  const gated = gatedBuild();
+  const { service, imagesDir } = setup(gated.build);
+  const a = caller();
+  const b = caller();
+  const first = service.pull('one', a.ctx);
+  const second = service.pull('one', b.ctx);
+  const buildSignal = await gated.started;
+  a.cancel('a interrupted');
+  await assert.rejects(first, isCancel('a interrupted'));
+  assert.equal(buildSignal.aborted, false);
+  b.cancel('b interrupted');
+  assert.equal(buildSignal.aborted, true);
+  // The last caller's answer comes after the aborted build cleaned up.
+  await assert.rejects(second, isCancel('b interrupted'));
+  assert.deepEqual(service.list(), []);
+  assert.deepEqual(readdirSync(imagesDir), []);
+});

@@ -9,6 +9,7 @@ import type { ImageRecord, ImagesRepo, ImageSpec } from '../../store/images-repo
 import { newId, resolveRef } from '../../store/records.js';
 import type { KernelService } from '../kernel/kernel-service.js';
 import type { OpContext } from '../op-context.js';
+import { SharedWork } from '../shared-work.js';
 import { publishStaged, sweepStaging } from '../staging.js';
 import { FAILPOINTS, failpoint } from '../failpoints.js';
 import { resolveBuildHost, type BuildHost } from './build-namespace.js';
@@ -51,7 +52,8 @@ const EXT4_MAGIC_OFFSET = 1024 + 0x38;
 export class ImageService {
   readonly #deps: ImageServiceDeps;
   readonly #catalog: readonly ImageCatalogEntry[];
-  readonly #pulling = new Map<string, Promise<ImageRecord>>();
+  /** Pulls in progress by name (see SharedWork: joiners, per-caller cancel). */
+  readonly #pulling = new SharedWork<ImageRecord>();
 
   constructor(deps: ImageServiceDeps) {
     this.#deps = deps;
@@ -100,16 +102,9 @@ export class ImageService {
         }),
       );
     }
-    let pending = this.#pulling.get(name);
-    if (pending === undefined) {
-      pending = this.#pullFromCatalog(entry, ctx).finally(() => {
-        this.#pulling.delete(name);
-      });
-      this.#pulling.set(name, pending);
-    } else {
-      ctx.progress('wait', `another pull of ${name} is in progress; waiting for it`);
-    }
-    return pending.then((image) => ({ image, pulled: true }));
+    return this.#pulling
+      .run(name, ctx, (shared) => this.#pullFromCatalog(entry, shared), `another pull of ${name} is in progress; waiting for it`)
+      .then((image) => ({ image, pulled: true }));
   }
 
   async #pullFromCatalog(entry: ImageCatalogEntry, ctx: OpContext): Promise<ImageRecord> {

@@ -9,6 +9,7 @@ import { BangerError } from '../../rpc/errors.js';
 import type { KernelsRepo, KernelRecord, KernelSpec } from '../../store/kernels-repo.js';
 import { newId, resolveRef } from '../../store/records.js';
 import type { OpContext } from '../op-context.js';
+import { SharedWork } from '../shared-work.js';
 import { publishStaged, sweepStaging } from '../staging.js';
 import { downloadPackage, exactPackage, fetchPackages, newestPackage, type ArchiveOptions } from '../debian/archive.js';
 import { extractVmlinux } from './bzimage.js';
@@ -22,6 +23,8 @@ export interface KernelServiceDeps {
   /** Debian mirror from config (kernel_mirror). */
   mirror: string;
   env: NodeJS.ProcessEnv;
+  /** Keyring that signs the mirror's indexes; injected by tests, defaults to Debian's archive keyring. */
+  keyring?: string;
 }
 
 /** Paths of a ready kernel's files. */
@@ -43,8 +46,12 @@ const NAME_PATTERN = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
  */
 export class KernelService {
   readonly #deps: KernelServiceDeps;
-  /** Pulls in progress by name: a second pull of the same name joins the first. */
-  readonly #pulling = new Map<string, Promise<KernelRecord>>();
+  /**
+   * Pulls in progress by name: a second pull of the same name joins the
+   * first; a caller's cancel drops only that caller, and the pull stops when
+   * no caller is left.
+   */
+  readonly #pulling = new SharedWork<KernelRecord>();
 
   constructor(deps: KernelServiceDeps) {
     this.#deps = deps;
@@ -88,21 +95,20 @@ export class KernelService {
         }),
       );
     }
-    let pending = this.#pulling.get(name);
-    if (pending === undefined) {
-      pending = this.#pullFromCatalog(entry.name, entry.metaPackage, entry.sources(this.#deps.mirror), ctx).finally(() => {
-        this.#pulling.delete(name);
-      });
-      this.#pulling.set(name, pending);
-    } else {
-      ctx.progress('wait', `another pull of ${name} is in progress; waiting for it`);
-    }
-    return pending.then((kernel) => ({ kernel, pulled: true }));
+    return this.#pulling
+      .run(
+        name,
+        ctx,
+        (shared) => this.#pullFromCatalog(entry.name, entry.metaPackage, entry.sources(this.#deps.mirror), shared),
+        `another pull of ${name} is in progress; waiting for it`,
+      )
+      .then((kernel) => ({ kernel, pulled: true }));
   }
 
   async #pullFromCatalog(name: string, metaPackage: string, sources: Parameters<typeof fetchPackages>[0][], ctx: OpContext): Promise<KernelRecord> {
     const downloads = (stage: string, what: string): ArchiveOptions => ({
       cacheDir: this.#deps.layout.downloadsDir,
+      ...(this.#deps.keyring === undefined ? {} : { keyring: this.#deps.keyring }),
       signal: ctx.signal,
       onProgress: (p) => {
         ctx.progress(stage, what, { current: p.received, total: p.total });
