@@ -7,7 +7,7 @@ import { after, test } from 'node:test';
 import { BangerError } from '../../rpc/errors.js';
 import { fetchPackages, fetchVerifiedRelease, type ArchiveOptions, type ArchiveSource } from './archive.js';
 import { parseReleaseDate } from './control-file.js';
-import { makeTestKey, packageStanza, publishSuite, releaseText, serveMirror, sha256, xz } from './test-archive.js';
+import { makeTestKey, packageStanza, publishSuite, releaseText, serveMirror, sha256, xz } from '../../../test/helpers/debian-archive.js';
 
 /**
  * The archive client's trust chain with the real verifier: InRelease files

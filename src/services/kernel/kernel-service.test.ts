@@ -11,7 +11,7 @@ import { resolveLayout, type Layout } from '../../config/paths.js';
 import { BangerError } from '../../rpc/errors.js';
 import { openStore } from '../../store/database.js';
 import { KernelsRepo } from '../../store/kernels-repo.js';
-import { makeTestKey, packageStanza, publishSuite, serveMirror, sha256 } from '../debian/test-archive.js';
+import { makeTestKey, packageStanza, publishSuite, serveMirror, sha256 } from '../../../test/helpers/debian-archive.js';
 import type { OpContext } from '../op-context.js';
 import { KernelService } from './kernel-service.js';
 
