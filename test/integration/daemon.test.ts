@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 
 import { RpcClient } from '../../src/rpc/client.js';
 import { BangerError } from '../../src/rpc/errors.js';
+import { openStore } from '../../src/store/database.js';
 import { BangerWorld, processAlive, REPO_ROOT, waitFor } from './harness.js';
 
 /** These tests spawn the real bangerd against temporary XDG dirs. */
@@ -340,6 +341,28 @@ describe('runtime dir hardening', () => {
       const cli = await world.run(['debug', 'sleep', '1']);
       assert.equal(cli.code, 1);
       assert.match(cli.stderr, /error\[ERR_CONFIG_INVALID\]: bangerd failed to start: .*config\.toml/);
+    } finally {
+      world.close();
+    }
+  });
+
+  test('a failure after config loading (here: reconcile reading a damaged VM row) is a fatal line the CLI reports', async () => {
+    const world = new BangerWorld();
+    try {
+      assert.equal((await world.run(['vm', 'list'])).code, 0, 'a first daemon creates the store');
+      assert.equal((await world.run(['daemon', 'stop'])).code, 0);
+      const store = openStore(world.layout.storePath);
+      const now = new Date().toISOString();
+      store.db
+        .prepare("INSERT INTO vms (id, name, state, slot, spec, created_at, updated_at) VALUES ('damaged', 'damaged', 'running', 1, '{not json', ?, ?)")
+        .run(now, now);
+      store.close();
+      const cli = await world.run(['vm', 'list']);
+      assert.equal(cli.code, 1);
+      assert.match(cli.stderr, /bangerd failed to start/);
+      const fatal = world.logLines().find((l) => l.level === 'fatal');
+      assert.ok(fatal !== undefined, 'a fatal line in the daemon log');
+      assert.equal(fatal.code, 'ERR_INTERNAL');
     } finally {
       world.close();
     }
