@@ -1,7 +1,20 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -125,6 +138,15 @@ describe('readConsoleTail', () => {
     assert.deepEqual(readConsoleTail(path, 3), ['three is cut by rotation', 'four', 'five (no newline yet)']);
     assert.deepEqual(readConsoleTail(path, 100), ['one', 'two', 'three is cut by rotation', 'four', 'five (no newline yet)']);
     assert.deepEqual(readConsoleTail(path, 0), []);
+  });
+
+  test('a rotation between opening the two files does not repeat lines (the rotated file is the one already read)', () => {
+    const dir = freshDir();
+    const path = join(dir, VM_CONSOLE_LOG);
+    writeFileSync(path, 'a\nb\n');
+    // What the reader sees when the log rotates after it opened console.log: console.log.1 is that same file.
+    linkSync(path, join(dir, VM_CONSOLE_LOG_ROTATED));
+    assert.deepEqual(readConsoleTail(path, 10), ['a', 'b']);
   });
 
   test('no log yet, or only the rotated one', () => {

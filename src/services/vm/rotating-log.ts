@@ -117,6 +117,7 @@ export function readTailLines(path: string, lines: number, maxBytes: number): { 
   let bytesRead = 0;
   let newlines = 0;
   let reachedStart = true;
+  let newestInode: number | undefined;
   files: for (const file of [path, rotatedPath(path)]) {
     let fd: number;
     try {
@@ -126,7 +127,11 @@ export function readTailLines(path: string, lines: number, maxBytes: number): { 
       throw error;
     }
     try {
-      let position = fstatSync(fd).size;
+      const stat = fstatSync(fd);
+      // Rotated between the two opens: `.1` is the file already read as the current one.
+      if (stat.ino === newestInode) continue;
+      newestInode ??= stat.ino;
+      let position = stat.size;
       while (position > 0) {
         if (bytesRead >= maxBytes) {
           reachedStart = false;
