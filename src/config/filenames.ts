@@ -47,5 +47,22 @@ export const APT_CACHE_DIR = 'apt-archives';
 export const VM_UPPER_DISK = 'upper.ext4';
 export const VM_WORK_DISK = 'work.ext4';
 export const VM_HANDLES = 'handles.json';
-/** The guest's serial console, appended across boots (`vm logs`). */
+/**
+ * The guest's serial console as the daemon records it (`vm logs`), appended
+ * across boots; at its size cap it becomes VM_CONSOLE_LOG_ROTATED, replacing
+ * the previous one (src/services/vm/console-log.ts).
+ */
 export const VM_CONSOLE_LOG = 'console.log';
+/** What a capped log's previous generation is called: its name plus this (console.log.1). */
+export const ROTATED_SUFFIX = '.1';
+export const VM_CONSOLE_LOG_ROTATED = VM_CONSOLE_LOG + ROTATED_SUFFIX;
+/** The VMM's own stdout and stderr (not the guest's console), rewritten at each start. */
+export const VM_VMM_LOG = 'vmm.log';
+
+/**
+ * Inside a VM's runtime dir (`vms/<id>/` under the runtime dir): the guest's
+ * serial console on its way to the daemon. QEMU listens on the socket;
+ * Firecracker writes the named pipe.
+ */
+export const VM_CONSOLE_SOCKET = 'console.sock';
+export const VM_CONSOLE_FIFO = 'console.fifo';

@@ -1,5 +1,9 @@
+import { join } from 'node:path';
+
+import { VM_CONSOLE_LOG } from '../config/filenames.js';
 import { BangerError } from '../rpc/errors.js';
 import type { VmInfo } from '../rpc/methods.js';
+import { readConsoleTail } from '../services/vm/console-log.js';
 import type { VmService, VmView } from '../services/vm/vm-service.js';
 import { VM_NETWORKS } from '../services/network/host-network.js';
 import { optionalBoolean, optionalChoice, optionalInteger, optionalString, requireInteger, requireString } from './params.js';
@@ -81,7 +85,7 @@ export function createVmHandlers(vms: VmService): VmHandlers {
     },
     vmLogs: async (params) => {
       const view = await vms.show(requireString(params, 'ref'));
-      return { lines: vms.consoleTail(view.vm, optionalInteger(params, 'lines') ?? 100) };
+      return { lines: readConsoleTail(join(vms.vmDir(view.vm), VM_CONSOLE_LOG), optionalInteger(params, 'lines') ?? 100) };
     },
     vmSshTarget: async (params) => {
       const target = await vms.sshTarget(requireString(params, 'ref'));

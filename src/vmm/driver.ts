@@ -15,7 +15,7 @@ export interface LaunchSpec {
   disks: { image: string; upper: string; work: string };
   net: { tap: string; mac: string; guestIp: string; prefix: number; gatewayIp: string };
   init: 'minimal' | 'systemd';
-  /** Per-VM directory for logs (console.log, vmm.log). */
+  /** Per-VM directory for logs (vmm.log; console.log is the daemon's, written from the console the handle names). */
   vmDir: string;
   /** Per-VM directory for control sockets (in the 0700 runtime dir). */
   runDir: string;
@@ -29,6 +29,36 @@ export interface VmmHandle {
   controlSocket: string;
   /** How the VM is being run, e.g. "tcg" or "kvm". */
   accel: string;
+  /**
+   * Where the guest's serial console can be read (the daemon's
+   * ConsoleRecorder does, into the VM's capped console.log). Absent in the
+   * handles of VMs started by a banger that let the VMM write console.log
+   * itself: those keep doing so until restarted.
+   */
+  console?: VmmConsole;
+}
+
+/**
+ * The guest's serial console as a VMM hands it out. Nothing buffers it on
+ * disk: output nobody reads is dropped by the VMM (socket) or held in the
+ * pipe's 64 KiB and then dropped (fifo), so the host's disk use for a
+ * console is bounded whether or not a daemon runs.
+ */
+export interface VmmConsole {
+  /**
+   * `socket`: a unix socket the VMM listens on, one reader at a time
+   * (QEMU's socket chardev). `fifo`: a named pipe the VMM writes without
+   * blocking (Firecracker's serial_out_path).
+   */
+  kind: 'socket' | 'fifo';
+  path: string;
+  /**
+   * The VMM was started with the guest's vCPUs stopped so that not one byte
+   * of the boot goes unread: whoever reads the console must resume the guest
+   * once connected (QEMU: QMP `cont` on controlSocket, which is harmless on a
+   * running guest, so resuming again after a daemon restart is fine).
+   */
+  startedPaused: boolean;
 }
 
 export type DriverName = 'qemu' | 'firecracker';
@@ -46,7 +76,9 @@ export interface VmmDriver {
   /**
    * Starts the VMM and returns once the process is up (not the guest). On
    * failure nothing is left running and the error says why (from the VMM's
-   * own output where possible).
+   * own output where possible). When the handle's console says
+   * `startedPaused`, the guest runs only once its console is read (see
+   * ConsoleRecorder.attach).
    */
   start(spec: LaunchSpec, signal?: AbortSignal): Promise<VmmHandle>;
   /** Asks the guest to power off; resolves once asked (not once off). Best effort. */

@@ -1,4 +1,4 @@
-import { existsSync, rmSync } from 'node:fs';
+import { constants, existsSync, openSync, rmSync, writeSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 
 /**
@@ -8,7 +8,11 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
  * otherwise), required fields, unknown-field rejection, pre-boot-only PUTs
  * and post-boot-only actions, files that must exist, and InstanceStart
  * refusing without a kernel. The messages are Firecracker's own wording.
- * It never boots anything: unit tests only.
+ * It never boots anything: unit tests only. What stands in for a guest is
+ * one console line, `fake-firecracker: <id> booted`, written at
+ * InstanceStart to the serial_out_path the way Firecracker writes it
+ * (opened read-write and non-blocking; bytes that do not fit are dropped).
+ * FAKE_FIRECRACKER_VERSION overrides the version it reports.
  */
 
 type Json = Record<string, unknown>;
@@ -22,6 +26,7 @@ interface State {
   vsock?: Json;
   logger?: Json;
   metrics?: Json;
+  serial?: Json;
   actions: string[];
 }
 
@@ -65,7 +70,26 @@ function mustExist(path: unknown, what: string): void {
   if (typeof path !== 'string' || !existsSync(path)) throw new Fault(`${what}: No such file or directory (os error 2)`);
 }
 
+/**
+ * Opens the serial output as Firecracker does (read-write, non-blocking,
+ * created if absent) and keeps it open for the process's life: a pipe's
+ * contents are discarded once nobody holds it.
+ */
+function openSerial(path: string): number {
+  return openSync(path, constants.O_RDWR | constants.O_NONBLOCK | constants.O_CREAT, 0o600);
+}
+
+/** Writes guest console output as Firecracker does: never blocking, dropping what the file or pipe cannot take. */
+function writeSerial(fd: number, text: string): void {
+  try {
+    writeSync(fd, text);
+  } catch {
+    // EAGAIN: the pipe is full; Firecracker drops the bytes too.
+  }
+}
+
 export function fakeFirecracker(socketPath: string, id: string): { close: () => void; state: State } {
+  const version = process.env.FAKE_FIRECRACKER_VERSION ?? '1.17.0-dev';
   const state: State = {
     started: false,
     machine: { vcpu_count: 1, mem_size_mib: 128, smt: false, track_dirty_pages: false },
@@ -81,8 +105,8 @@ export function fakeFirecracker(socketPath: string, id: string): { close: () => 
     const drive = /^\/drives\/([^/]+)$/.exec(path);
     const iface = /^\/network-interfaces\/([^/]+)$/.exec(path);
     if (method === 'GET' && path === '/')
-      return { status: 200, json: { app_name: 'Firecracker', id, state: state.started ? 'Running' : 'Not started', vmm_version: '1.17.0-dev' } };
-    if (method === 'GET' && path === '/version') return { status: 200, json: { firecracker_version: '1.17.0-dev' } };
+      return { status: 200, json: { app_name: 'Firecracker', id, state: state.started ? 'Running' : 'Not started', vmm_version: version } };
+    if (method === 'GET' && path === '/version') return { status: 200, json: { firecracker_version: version } };
     if (method === 'GET' && path === '/machine-config') return { status: 200, json: state.machine };
     if (method === 'GET' && path === '/vm/config') {
       return {
@@ -170,12 +194,19 @@ export function fakeFirecracker(socketPath: string, id: string): { close: () => 
       state.vsock = config;
       return { status: 204 };
     }
+    if (method === 'PUT' && path === '/serial') {
+      preBoot();
+      state.serial = deserialize(body, ['serial_out_path', 'rate_limiter'], []);
+      return { status: 204 };
+    }
     if (method === 'PUT' && path === '/actions') {
       const action = deserialize(body, ['action_type'], ['action_type']).action_type;
       if (action === 'InstanceStart') {
         preBoot();
         if (state.bootSource === undefined) throw new Fault('Start microvm error: Cannot start the VM because the kernel was not configured.');
         state.started = true;
+        const serialOut = state.serial?.serial_out_path;
+        if (typeof serialOut === 'string') writeSerial(openSerial(serialOut), `fake-firecracker: ${id} booted\r\n`);
       } else if (action === 'SendCtrlAltDel') {
         if (!state.started) throw new Fault(PRE_BOOT);
         // The guest reboots on Ctrl-Alt-Del; with reboot=k Firecracker then exits.

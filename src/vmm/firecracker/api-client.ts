@@ -53,6 +53,12 @@ export interface Metrics {
   metrics_path: string;
 }
 
+/** PUT /serial (Firecracker >= 1.14): where the guest's serial output goes instead of Firecracker's stdout. */
+export interface Serial {
+  /** A file or named pipe; Firecracker opens it read-write and non-blocking at InstanceStart (creating a file if absent). */
+  serial_out_path: string;
+}
+
 export type ActionType = 'InstanceStart' | 'SendCtrlAltDel' | 'FlushMetrics';
 
 export interface InstanceInfo {
@@ -107,6 +113,10 @@ export class FirecrackerApi {
 
   putMetrics(metrics: Metrics): Promise<void> {
     return this.#put('/metrics', metrics);
+  }
+
+  putSerial(serial: Serial): Promise<void> {
+    return this.#put('/serial', serial);
   }
 
   action(action_type: ActionType): Promise<void> {

@@ -8,7 +8,7 @@ import { after, describe, test } from 'node:test';
 import { BangerError } from '../../rpc/errors.js';
 import type { LaunchSpec } from '../driver.js';
 import { FirecrackerApi } from './api-client.js';
-import { API_SOCKET, FirecrackerDriver, vsockCid } from './firecracker-driver.js';
+import { API_SOCKET, FirecrackerDriver, MIN_FIRECRACKER_VERSION, versionAtLeast, vsockCid } from './firecracker-driver.js';
 
 /**
  * Contract tests of the Firecracker driver against a fake that implements the
@@ -60,6 +60,8 @@ describe('Firecracker driver against the spec-faithful fake', () => {
     try {
       assert.equal(handle.driver, 'firecracker');
       assert.equal(handle.controlSocket, join(s.runDir, API_SOCKET));
+      assert.deepEqual(handle.console, { kind: 'fifo', path: join(s.runDir, 'console.fifo'), startedPaused: false });
+      assert.ok(lstatSync(join(s.runDir, 'console.fifo')).isFIFO(), 'the console is a named pipe, never a growing file');
       assert.equal(lstatSync(handle.controlSocket).mode & 0o077, 0, 'umask 077: no group or other access to the API socket from birth');
       assert.ok(driver.isAlive(handle));
 
@@ -183,6 +185,24 @@ describe('Firecracker driver against the spec-faithful fake', () => {
       (e: unknown) => e instanceof BangerError && e.code === 'ERR_KVM_UNAVAILABLE' && e.message.includes("this host's /dev/kvm is pvm"),
     );
     assert.throws(() => lstatSync(join(s.runDir, API_SOCKET)), /ENOENT/);
+  });
+
+  test('a Firecracker older than 1.16 is refused before anything is configured, and left not running', async () => {
+    assert.deepEqual(MIN_FIRECRACKER_VERSION, [1, 16]);
+    assert.ok(versionAtLeast('1.16.0', [1, 16]) && versionAtLeast('1.17.0-dev', [1, 16]) && versionAtLeast('2.0.0', [1, 16]));
+    assert.ok(!versionAtLeast('1.15.1', [1, 16]) && !versionAtLeast('0.25.0', [1, 16]) && !versionAtLeast('unknown', [1, 16]));
+    const driver = new FirecrackerDriver({ binary: fakeBinary, kvm: usableKvm });
+    const s = spec();
+    process.env.FAKE_FIRECRACKER_VERSION = '1.15.0';
+    try {
+      await assert.rejects(
+        driver.start(s),
+        (e: unknown) => e instanceof BangerError && e.code === 'ERR_VMM_FAILED' && e.message === 'firecracker 1.15.0 is too old: banger needs 1.16 or newer',
+      );
+    } finally {
+      delete process.env.FAKE_FIRECRACKER_VERSION;
+    }
+    assert.throws(() => lstatSync(join(s.runDir, API_SOCKET)), /ENOENT/, 'the process was killed and its socket removed');
   });
 
   test('kill is idempotent', async () => {

@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { VM_CONSOLE_LOG } from '../../config/filenames.js';
+import { VM_CONSOLE_FIFO, VM_VMM_LOG } from '../../config/filenames.js';
+import { runCommand } from '../../host/command.js';
 import type { KvmState } from '../../host/kvm.js';
 import { BangerError } from '../../rpc/errors.js';
 import { initramfsArgs, type DriverFeatures, type LaunchSpec, type VmmDriver, type VmmHandle } from '../driver.js';
@@ -15,6 +16,8 @@ export const FIRECRACKER_LOG = 'firecracker.log';
 export const METRICS_FILE = 'metrics.json';
 
 const SOCKET_TIMEOUT_MS = 5_000;
+/** The oldest Firecracker banger drives: see the class comment. */
+export const MIN_FIRECRACKER_VERSION: readonly [number, number] = [1, 16];
 
 /**
  * Firecracker: configure the microVM through the API socket, then
@@ -28,6 +31,20 @@ const SOCKET_TIMEOUT_MS = 5_000;
  * banger's initramfs expects. Firecracker >= 1.8 describes them through ACPI
  * (as QEMU microvm does), which Debian's cloud kernel reads; older releases
  * put them on the command line, which needs CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES.
+ *
+ * The guest's serial console goes to a named pipe in the runtime dir
+ * (console.fifo, PUT /serial), which the daemon's ConsoleRecorder drains into
+ * a capped, rotated console.log; Firecracker's own stdout and stderr go to
+ * vmm.log. Firecracker opens the pipe read-write and non-blocking, so the
+ * guest never waits on it: while no daemon reads, the pipe holds the last
+ * 64 KiB the kernel buffered (the boot's first lines, read on attach) and
+ * Firecracker drops the rest. That is the whole bound, with no process of
+ * banger's needed while the daemon is away. Needs Firecracker 1.16 or newer:
+ * /serial came in 1.14, opening a pipe without a reader in 1.15 (ENXIO
+ * before), and 1.16 rate-limits the error line Firecracker logs for each byte
+ * it drops (firecracker.log would otherwise grow by a line per byte).
+ * The guest runs at once (InstanceStart) rather than paused until the
+ * console is read: the pipe keeps what the boot prints until then.
  */
 export class FirecrackerDriver implements VmmDriver {
   readonly name = 'firecracker' as const;
@@ -45,7 +62,13 @@ export class FirecrackerDriver implements VmmDriver {
   }
 
   /** Configures a freshly started Firecracker through its API and boots the guest. */
-  async configureAndBoot(api: FirecrackerApi, spec: LaunchSpec): Promise<void> {
+  async configureAndBoot(api: FirecrackerApi, spec: LaunchSpec, consoleFifo: string): Promise<void> {
+    const { firecracker_version: version } = await api.version();
+    if (!versionAtLeast(version, MIN_FIRECRACKER_VERSION)) {
+      throw new BangerError('ERR_VMM_FAILED', `firecracker ${version} is too old: banger needs ${MIN_FIRECRACKER_VERSION.join('.')} or newer`, {
+        hint: 'install a newer Firecracker release, or set vmm = "qemu" in config.toml',
+      });
+    }
     const logPath = join(spec.vmDir, FIRECRACKER_LOG);
     const metricsPath = join(spec.vmDir, METRICS_FILE);
     // Firecracker opens these; they must exist.
@@ -59,6 +82,7 @@ export class FirecrackerDriver implements VmmDriver {
     await api.putDrive({ drive_id: 'work', path_on_host: spec.disks.work, is_root_device: false, is_read_only: false });
     await api.putNetworkInterface({ iface_id: 'eth0', host_dev_name: spec.net.tap, guest_mac: spec.net.mac });
     await api.putVsock({ guest_cid: vsockCid(spec.vmId), uds_path: join(spec.runDir, VSOCK_SOCKET) });
+    await api.putSerial({ serial_out_path: consoleFifo });
     await api.action('InstanceStart');
   }
 
@@ -73,28 +97,39 @@ export class FirecrackerDriver implements VmmDriver {
     const apiSocket = join(spec.runDir, API_SOCKET);
     rmSync(apiSocket, { force: true });
     rmSync(join(spec.runDir, VSOCK_SOCKET), { force: true });
-    const console = openSync(join(spec.vmDir, VM_CONSOLE_LOG), 'a', 0o600);
+    // A fresh pipe per start: Firecracker would create a regular file (unbounded) if it were missing.
+    const consoleFifo = join(spec.runDir, VM_CONSOLE_FIFO);
+    rmSync(consoleFifo, { force: true });
+    await runCommand('mkfifo', ['-m', '600', consoleFifo]);
+    const vmmLogPath = join(spec.vmDir, VM_VMM_LOG);
+    const vmmLog = openSync(vmmLogPath, 'w', 0o600);
     const child = spawn('sh', ['-c', 'umask 077 && exec "$0" "$@"', this.#binary, '--api-sock', apiSocket, '--id', spec.vmId], {
       detached: true,
-      stdio: ['ignore', console, console],
+      stdio: ['ignore', vmmLog, vmmLog],
     });
-    closeSync(console);
+    closeSync(vmmLog);
     child.unref();
     const pid = child.pid;
     if (pid === undefined) throw new BangerError('ERR_VMM_FAILED', `cannot run ${this.#binary}`);
-    const handle: VmmHandle = { driver: 'firecracker', pid, controlSocket: apiSocket, accel: 'kvm' };
+    const handle: VmmHandle = {
+      driver: 'firecracker',
+      pid,
+      controlSocket: apiSocket,
+      accel: 'kvm',
+      console: { kind: 'fifo', path: consoleFifo, startedPaused: false },
+    };
     try {
       const deadline = Date.now() + SOCKET_TIMEOUT_MS;
       while (!existsSync(apiSocket)) {
         signal?.throwIfAborted();
         if (!pidAlive(pid) || Date.now() > deadline) {
           throw new BangerError('ERR_VMM_FAILED', `firecracker ${pidAlive(pid) ? 'did not open its API socket in time' : 'exited at once'}`, {
-            hint: `see ${join(spec.vmDir, VM_CONSOLE_LOG)}`,
+            hint: `see ${vmmLogPath}`,
           });
         }
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
-      await this.configureAndBoot(new FirecrackerApi(apiSocket), spec);
+      await this.configureAndBoot(new FirecrackerApi(apiSocket), spec, consoleFifo);
       return handle;
     } catch (error) {
       await this.kill(handle);
@@ -110,11 +145,20 @@ export class FirecrackerDriver implements VmmDriver {
   async kill(handle: VmmHandle): Promise<void> {
     await killProcess(handle.pid, handle.controlSocket);
     rmSync(handle.controlSocket, { force: true });
+    if (handle.console !== undefined) rmSync(handle.console.path, { force: true });
   }
 
   isAlive(handle: VmmHandle): boolean {
     return processMatches(handle.pid, handle.controlSocket);
   }
+}
+
+/** Whether a Firecracker version string (`1.16.0`, `1.17.0-dev`) is at least `major.minor`. */
+export function versionAtLeast(version: string, [major, minor]: readonly [number, number]): boolean {
+  const match = /^v?(\d+)\.(\d+)/.exec(version);
+  if (match === null) return false;
+  const [have, haveMinor] = [Number(match[1]), Number(match[2])];
+  return have > major || (have === major && haveMinor >= minor);
 }
 
 /** A vsock context id per VM: 3 and up (0-2 are reserved), stable for the VM. */

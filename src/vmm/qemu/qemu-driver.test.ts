@@ -7,10 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 
-import { VM_CONSOLE_LOG } from '../../config/filenames.js';
+import { VM_CONSOLE_SOCKET } from '../../config/filenames.js';
 import { findExecutable } from '../../host/executables.js';
 import type { LaunchSpec } from '../driver.js';
 import { QemuDriver, QMP_SOCKET, qemuProcessMarker } from './qemu-driver.js';
+import { consoleConnected } from './qemu-console.js';
 import { qemuOptionValue } from './qemu-options.js';
 import { qmpCommand } from './qmp.js';
 import { probeSandbox, SANDBOX_OPTIONS } from './sandbox-probe.js';
@@ -93,10 +94,22 @@ describe('QemuDriver.args', () => {
     assert.equal(optionOf(args, '-drive', 'image').get('readonly'), 'on');
     assert.equal(optionOf(args, '-drive', 'upper').get('file'), spec.disks.upper);
     assert.equal(optionOf(args, '-drive', 'work').get('file'), spec.disks.work);
-    assert.equal(optionOf(args, '-chardev', 'console').get('path'), join(spec.vmDir, VM_CONSOLE_LOG));
+    assert.equal(optionOf(args, '-chardev', 'console').get('path'), join(spec.runDir, VM_CONSOLE_SOCKET));
     assert.deepEqual([...optionOf(args, '-qmp').keys()], [`unix:${join(spec.runDir, QMP_SOCKET)}`, 'server', 'wait']);
     assert.equal(optionOf(args, '-netdev').get('ifname'), spec.net.tap);
     assert.equal(optionOf(args, '-netdev').get('script'), 'no');
+  });
+
+  test('the serial console is a listening unix socket in the runtime dir, and the guest starts stopped until its reader resumes it', () => {
+    const args = driver.args(spec, { sandbox: false, paused: true });
+    const console = optionOf(args, '-chardev', 'console');
+    assert.deepEqual([...console.keys()], ['socket', 'id', 'path', 'server', 'wait']);
+    assert.equal(console.get('server'), 'on');
+    assert.equal(console.get('wait'), 'off', 'QEMU must not block at startup waiting for a reader');
+    assert.equal(args[args.indexOf('-serial') + 1], 'chardev:console');
+    assert.ok(args.includes('-S'), 'vCPUs stopped until the console is read');
+    assert.ok(!driver.args(spec, { sandbox: false }).includes('-S'), 'only when asked (start() always asks)');
+    assert.ok(!args.some((a) => a.startsWith('file,')), 'QEMU writes no console file of its own');
   });
 
   test('-kernel and -initrd take their paths whole', () => {
@@ -144,9 +157,11 @@ const qemu = findExecutable('qemu-system-x86_64') ?? 'qemu-system-x86_64';
 
 /**
  * The real QEMU takes the driver's argv (sandboxed, comma paths everywhere)
- * up to a paused machine: drives opened, console file created, QMP socket
- * listening, tap created when we may. The guest never runs (-S; the kernel
- * options are dropped), so this costs well under a second.
+ * up to a paused machine: drives opened, console and QMP sockets listening,
+ * tap created when we may. The guest never runs (-S, as start() passes it,
+ * and nobody resumes it; the kernel options are dropped), so this costs well under a
+ * second. src/services/vm/console-log.test.ts runs a guest through the
+ * console socket.
  */
 describe('QEMU accepts the argv the driver builds', { timeout: 60_000 }, () => {
   test('sandbox probe: this QEMU supports the seccomp sandbox', async () => {
@@ -166,7 +181,7 @@ describe('QEMU accepts the argv the driver builds', { timeout: 60_000 }, () => {
     const driver = new QemuDriver({ binary: qemu, accel: 'tcg' });
     const sandbox = await driver.sandboxSupport();
     assert.equal(sandbox.supported, true);
-    const full = driver.args(spec, { sandbox: sandbox.supported });
+    const full = driver.args(spec, { sandbox: sandbox.supported, paused: true });
     const args: string[] = [];
     for (let i = 0; i < full.length; i++) {
       const flag = full[i] ?? '';
@@ -174,7 +189,7 @@ describe('QEMU accepts the argv the driver builds', { timeout: 60_000 }, () => {
       else if (!tapAllowed && flag === '-netdev') i += 3;
       else args.push(flag);
     }
-    const child = spawn(qemu, [...args, '-S'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(qemu, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const exited = once(child, 'exit');
@@ -195,14 +210,24 @@ describe('QEMU accepts the argv the driver builds', { timeout: 60_000 }, () => {
           ['work', spec.disks.work, false],
         ],
       );
-      assert.ok(existsSync(join(spec.vmDir, VM_CONSOLE_LOG)), 'console log created at the comma path');
+      assert.ok(existsSync(join(spec.runDir, VM_CONSOLE_SOCKET)), 'console socket listening at the comma path');
+      assert.equal(await consoleConnected(qmp), false, 'nobody reads the console yet');
+      assert.deepEqual(await qmpCommand(qmp, 'query-status'), { status: 'prelaunch', singlestep: false, running: false }, 'the guest waits (-S)');
       if (tapAllowed) assert.ok(existsSync(`/sys/class/net/${spec.net.tap}`), 'tap created');
 
-      const handle = { driver: 'qemu' as const, pid: child.pid ?? -1, controlSocket: qmp, accel: 'tcg' };
+      const consoleSocket = join(spec.runDir, VM_CONSOLE_SOCKET);
+      const handle = {
+        driver: 'qemu' as const,
+        pid: child.pid ?? -1,
+        controlSocket: qmp,
+        accel: 'tcg',
+        console: { kind: 'socket' as const, path: consoleSocket, startedPaused: true },
+      };
       assert.ok(qemuProcessMarker(qmp).includes(',,'));
       assert.equal(driver.isAlive(handle), true, 'the pid check finds the escaped socket path in the command line');
       await driver.kill(handle);
       assert.equal(driver.isAlive(handle), false);
+      assert.ok(!existsSync(consoleSocket) && !existsSync(qmp), 'kill removes both sockets');
       await exited;
     } finally {
       child.kill('SIGKILL');

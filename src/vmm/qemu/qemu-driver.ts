@@ -2,18 +2,18 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { VM_CONSOLE_LOG } from '../../config/filenames.js';
+import { VM_CONSOLE_SOCKET, VM_VMM_LOG } from '../../config/filenames.js';
 import { hostTscKhz } from '../../host/tsc.js';
 import { BangerError } from '../../rpc/errors.js';
 import { initramfsArgs, type DriverFeatures, type LaunchSpec, type VmmDriver, type VmmHandle } from '../driver.js';
 import { killProcess, pidAlive, processMatches } from '../../host/process.js';
 import { probeAccel } from './accel-probe.js';
+import { CONSOLE_CHARDEV } from './qemu-console.js';
 import { qmpCommand } from './qmp.js';
 import { qemuOptionValue as v } from './qemu-options.js';
 import { probeSandbox, SANDBOX_OPTIONS, type SandboxSupport } from './sandbox-probe.js';
 
 export const QMP_SOCKET = 'qmp.sock';
-export const VMM_LOG = 'vmm.log';
 
 const START_TIMEOUT_MS = 10_000;
 const KVM_PROBE_TIMEOUT_MS = 15_000;
@@ -35,14 +35,30 @@ export function accelArgs(accel: Accel): string[] {
 
 /**
  * QEMU's microvm machine: PVH boot of the extracted vmlinux with banger's
- * initramfs, virtio-mmio disks and net, serial console appended to a per-VM
- * log, QMP on a unix socket in the runtime dir. Under TCG (no usable KVM)
+ * initramfs, virtio-mmio disks and net, QMP on a unix socket in the runtime
+ * dir. Under TCG (no usable KVM)
  * the guest gets `tsc_early_khz` from the host, without which microvm stalls
  * calibrating its TSC, and a smaller translation cache (tb-size=64 MiB).
  *
  * QEMU runs confined by its seccomp sandbox (SANDBOX_OPTIONS) when the
  * binary supports it, probed once per driver on the first start; without
  * it, VMs still start, and each VM's vmm.log says why it ran unconfined.
+ *
+ * The serial console is a unix socket QEMU listens on (console.sock in the
+ * runtime dir), read by the daemon's ConsoleRecorder, which keeps a capped,
+ * rotated console.log. QEMU never writes the guest's output to disk itself,
+ * so a guest cannot fill the host's disk, with or without a daemon: while no
+ * reader is connected QEMU drops the bytes (the socket chardev fails the
+ * write and the UART discards it; the guest never blocks). Rejected:
+ * `-chardev file` (unbounded; QEMU cannot rotate it and a rename behind its
+ * back keeps it writing the old inode), and `ringbuf` read through QMP
+ * `ringbuf-read` (keeps the last bytes while no daemon runs, but has to be
+ * polled over QMP, which serves one client at a time and is shared with
+ * stop and kill, and it overwrites output a slow poll has not read yet; the
+ * socket instead pushes back on the guest while the daemon reads). The
+ * guest starts stopped (-S) so the kernel's first lines are not dropped
+ * before the daemon connects: the handle says `startedPaused`, and the
+ * recorder resumes the guest (QMP `cont`) once QEMU has accepted it.
  */
 export class QemuDriver implements VmmDriver {
   readonly name = 'qemu' as const;
@@ -107,9 +123,12 @@ export class QemuDriver implements VmmDriver {
   /**
    * QEMU's argv for a VM. Every value placed in a comma-separated option
    * string goes through qemuOptionValue (paths may contain commas);
-   * `-kernel`, `-initrd` and `-append` take theirs whole.
+   * `-kernel`, `-initrd` and `-append` take theirs whole. `paused` adds -S
+   * (vCPUs stopped until QMP `cont`), as start() always does; without it the
+   * guest runs at once and what it prints before a reader connects is lost
+   * (the boot benchmark's raw-QEMU baseline runs it so).
    */
-  args(spec: LaunchSpec, options: { sandbox: boolean }): string[] {
+  args(spec: LaunchSpec, options: { sandbox: boolean; paused?: boolean }): string[] {
     const tsc = this.#accel === 'tcg' ? hostTscKhz() : undefined;
     const cmdline = [
       'console=ttyS0',
@@ -126,7 +145,13 @@ export class QemuDriver implements VmmDriver {
       ...['-M', 'microvm,acpi=on', ...accel, '-m', String(spec.memoryMiB), '-smp', String(spec.vcpu)],
       ...['-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot'],
       ...(options.sandbox ? ['-sandbox', SANDBOX_OPTIONS] : []),
-      ...['-chardev', `file,id=console,path=${v(join(spec.vmDir, VM_CONSOLE_LOG))},append=on`, '-serial', 'chardev:console'],
+      ...(options.paused === true ? ['-S'] : []),
+      ...[
+        '-chardev',
+        `socket,id=${CONSOLE_CHARDEV},path=${v(join(spec.runDir, VM_CONSOLE_SOCKET))},server=on,wait=off`,
+        '-serial',
+        `chardev:${CONSOLE_CHARDEV}`,
+      ],
       ...['-qmp', `unix:${v(join(spec.runDir, QMP_SOCKET))},server=on,wait=off`],
       ...['-kernel', spec.kernel.vmlinux, '-initrd', spec.kernel.initramfs, '-append', cmdline],
       ...['-drive', `id=image,file=${v(spec.disks.image)},format=raw,if=none,readonly=on`, '-device', 'virtio-blk-device,drive=image'],
@@ -141,12 +166,13 @@ export class QemuDriver implements VmmDriver {
     const sandbox = await this.sandboxSupport();
     mkdirSync(spec.runDir, { recursive: true, mode: 0o700 });
     const qmp = join(spec.runDir, QMP_SOCKET);
-    rmSync(qmp, { force: true });
-    const logPath = join(spec.vmDir, VMM_LOG);
+    const consoleSocket = join(spec.runDir, VM_CONSOLE_SOCKET);
+    for (const socket of [qmp, consoleSocket]) rmSync(socket, { force: true });
+    const logPath = join(spec.vmDir, VM_VMM_LOG);
     const log = openSync(logPath, 'w', 0o600);
     if (!sandbox.supported) writeSync(log, `banger: running qemu without -sandbox (seccomp): ${sandbox.reason}\n`);
     // Detached and in its own session: the VM outlives this request and the daemon.
-    const child = spawn(this.#binary, this.args(spec, { sandbox: sandbox.supported }), { detached: true, stdio: ['ignore', log, log] });
+    const child = spawn(this.#binary, this.args(spec, { sandbox: sandbox.supported, paused: true }), { detached: true, stdio: ['ignore', log, log] });
     closeSync(log);
     child.unref();
     let exited: number | null | undefined;
@@ -158,9 +184,15 @@ export class QemuDriver implements VmmDriver {
     });
     const pid = child.pid;
     if (pid === undefined) throw new BangerError('ERR_VMM_FAILED', `cannot run ${this.#binary}`, { hint: 'apt-get install qemu-system-x86' });
-    const handle: VmmHandle = { driver: 'qemu', pid, controlSocket: qmp, accel: this.#accel };
+    const handle: VmmHandle = {
+      driver: 'qemu',
+      pid,
+      controlSocket: qmp,
+      accel: this.#accel,
+      console: { kind: 'socket', path: consoleSocket, startedPaused: true },
+    };
     const deadline = Date.now() + START_TIMEOUT_MS;
-    while (!existsSync(qmp)) {
+    while (!existsSync(qmp) || !existsSync(consoleSocket)) {
       if (exited !== undefined || signal?.aborted === true || Date.now() > deadline) {
         await this.kill(handle);
         if (signal?.aborted === true) throw signal.reason instanceof Error ? signal.reason : new BangerError('ERR_CANCELLED', 'cancelled');
@@ -182,6 +214,7 @@ export class QemuDriver implements VmmDriver {
   async kill(handle: VmmHandle): Promise<void> {
     await killProcess(handle.pid, qemuProcessMarker(handle.controlSocket));
     rmSync(handle.controlSocket, { force: true });
+    if (handle.console !== undefined) rmSync(handle.console.path, { force: true });
   }
 
   isAlive(handle: VmmHandle): boolean {
