@@ -79,6 +79,7 @@ export async function runDaemon(pathEnv: PathEnv = currentPathEnv()): Promise<nu
   const releaseHostState = async (): Promise<void> => {
     if (services === undefined) return;
     services.guests.closeAll();
+    services.consoles.closeAll();
     await services.dns.close();
     await services.network.close();
   };

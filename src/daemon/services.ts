@@ -15,6 +15,7 @@ import { KernelService } from '../services/kernel/kernel-service.js';
 import { parseResolvConf, VmDnsServer } from '../services/network/dns-server.js';
 import { HostNetwork } from '../services/network/host-network.js';
 import { slotNetwork } from '../services/network/slot.js';
+import { ConsoleRecorder } from '../services/vm/console-log.js';
 import { GuestAccess } from '../services/vm/guest-access.js';
 import { VmDirectory } from '../services/vm/vm-directory.js';
 import { VmProvisioner } from '../services/vm/vm-provisioner.js';
@@ -32,6 +33,7 @@ export interface Services {
   images: ImageService;
   vms: VmService;
   guests: GuestAccess;
+  consoles: ConsoleRecorder;
   workspaces: WorkspaceService;
   exec: ExecService;
   network: HostNetwork;
@@ -84,13 +86,14 @@ export function createServices(deps: {
   const images = new ImageService({ layout, images: new ImagesRepo(store), kernels, mirror: config.kernelMirror });
   const vmsRepo = new VmsRepo(store);
   const guests = new GuestAccess({ keyPath: layout.sshKey, knownHosts: layout.knownHosts });
+  const consoles = new ConsoleRecorder({ log });
   const vms = new VmService({
     layout,
     vms: vmsRepo,
     guests,
     images,
     kernels,
-    runtime: new VmRuntime(deps.drivers),
+    runtime: new VmRuntime(deps.drivers, consoles),
     provisioner: new VmProvisioner({ knownHosts: layout.knownHosts, sshKey: layout.sshKey, fileSync: config.fileSync, env }),
     network,
     networkConfig: config.network,
@@ -106,7 +109,7 @@ export function createServices(deps: {
   const directory = new VmDirectory({ vms: vmsRepo, network: config.network, alive: (vm) => vms.alive(vm) });
   const workspaces = new WorkspaceService({ vms, repo: vmsRepo });
   const exec = new ExecService({ vms, workspaces });
-  return { kernels, images, vms, guests, workspaces, exec, network, dns };
+  return { kernels, images, vms, guests, consoles, workspaces, exec, network, dns };
 }
 
 /** The host's own resolvers, where names beyond `.vm` are forwarded for VMs with NAT. */

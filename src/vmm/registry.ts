@@ -1,10 +1,14 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+
+import { VM_CONSOLE_FIFO, VM_CONSOLE_SOCKET } from '../config/filenames.js';
 
 import { detectKvm } from '../host/kvm.js';
 import { findProcesses, openTapInterfaces, processArgv } from '../host/process.js';
-import type { DriverName, VmmDriver, VmmHandle } from './driver.js';
+import type { DriverName, VmmConsole, VmmDriver, VmmHandle } from './driver.js';
 import { API_SOCKET, FirecrackerDriver } from './firecracker/firecracker-driver.js';
 import { QemuDriver, QMP_SOCKET, qemuProcessMarker } from './qemu/qemu-driver.js';
+import { qemuOptionValue } from './qemu/qemu-options.js';
 
 /** A VMM found running from the OS alone: its handle and the tap it holds open. */
 export interface FoundVmm {
@@ -63,6 +67,8 @@ export class DriverRegistry {
       if (pid === undefined) continue;
       const argv = processArgv(pid) ?? [];
       const handle: VmmHandle = { driver, pid, controlSocket, accel: driver === 'qemu' ? qemuAccel(argv) : 'kvm' };
+      const console = consoleOf(driver, runDir, argv);
+      if (console !== undefined) handle.console = console;
       return { handle, tap: openTapInterfaces(pid)[0] };
     }
     return undefined;
@@ -72,6 +78,16 @@ export class DriverRegistry {
 /** How a VMM's command line names its control socket: QEMU escapes commas in it, Firecracker takes it whole. */
 export function processMarker(handle: Pick<VmmHandle, 'driver' | 'controlSocket'>): string {
   return handle.driver === 'qemu' ? qemuProcessMarker(handle.controlSocket) : handle.controlSocket;
+}
+
+/** Where a rediscovered VMM's console is read, from its command line (QEMU) or its runtime dir (Firecracker). */
+function consoleOf(driver: DriverName, runDir: string, argv: readonly string[]): VmmConsole | undefined {
+  if (driver === 'qemu') {
+    const path = join(runDir, VM_CONSOLE_SOCKET);
+    return argv.some((arg) => arg.includes(qemuOptionValue(path))) ? { kind: 'socket', path, startedPaused: argv.includes('-S') } : undefined;
+  }
+  const path = join(runDir, VM_CONSOLE_FIFO);
+  return existsSync(path) ? { kind: 'fifo', path, startedPaused: false } : undefined;
 }
 
 /** The accelerator on a QEMU command line (`-accel kvm` or `-accel tcg,...`). */

@@ -1,10 +1,10 @@
 import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { VM_CONSOLE_LOG } from '../../config/filenames.js';
-import { BangerError } from '../../rpc/errors.js';
+import { VM_CONSOLE_LOG, VM_VMM_LOG } from '../../config/filenames.js';
 import { FIRECRACKER_LOG } from '../../vmm/firecracker/firecracker-driver.js';
-import { VMM_LOG } from '../../vmm/qemu/qemu-driver.js';
+import { BangerError } from '../../rpc/errors.js';
+import { readConsoleTail } from './console-log.js';
 
 /** How much of a log's end is read for its last lines: enough for a screenful, never the whole file. */
 const TAIL_BYTES = 64 * 1024;
@@ -27,9 +27,9 @@ export function tailLines(path: string, lines: number): string[] {
   }
 }
 
-/** The last lines of a VM's serial console. */
+/** The last lines of a VM's serial console (across its rotated log). */
 export function consoleTail(vmDir: string, lines: number): string[] {
-  return tailLines(join(vmDir, VM_CONSOLE_LOG), lines);
+  return readConsoleTail(join(vmDir, VM_CONSOLE_LOG), lines);
 }
 
 /**
@@ -40,7 +40,7 @@ export function consoleTail(vmDir: string, lines: number): string[] {
  */
 export function bootFailure(vmDir: string, hint: string | undefined): BangerError {
   const console = consoleTail(vmDir, 5);
-  const vmm = [...tailLines(join(vmDir, VMM_LOG), 3), ...tailLines(join(vmDir, FIRECRACKER_LOG), 3)];
+  const vmm = [...tailLines(join(vmDir, VM_VMM_LOG), 3), ...tailLines(join(vmDir, FIRECRACKER_LOG), 3)];
   const why =
     console.length > 0 ? `last console lines: ${console.join(' | ')}` : vmm.length > 0 ? `the VMM said: ${vmm.join(' | ')}` : 'nothing on its console';
   return new BangerError('ERR_VM_START_FAILED', `the VM stopped while booting (${why})`, { hint });

@@ -2,7 +2,7 @@ import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 
 import { VM_HANDLES } from '../../config/filenames.js';
-import type { VmmHandle } from '../../vmm/driver.js';
+import type { VmmConsole, VmmHandle } from '../../vmm/driver.js';
 
 /**
  * What is momentarily true about a running VM: its VMM process and tap. Kept
@@ -55,10 +55,10 @@ export class HandleCache {
         return undefined;
       }
       const driver: VmmHandle['driver'] = vmm.driver;
-      return {
-        vmm: { driver, pid: vmm.pid, controlSocket: vmm.controlSocket, accel: typeof vmm.accel === 'string' ? vmm.accel : 'unknown' },
-        tap: handles.tap,
-      };
+      const handle: VmmHandle = { driver, pid: vmm.pid, controlSocket: vmm.controlSocket, accel: typeof vmm.accel === 'string' ? vmm.accel : 'unknown' };
+      const console = consoleOf(vmm.console);
+      if (console !== undefined) handle.console = console;
+      return { vmm: handle, tap: handles.tap };
     } catch {
       return undefined;
     }
@@ -69,4 +69,11 @@ export class HandleCache {
     if (fileWasRight) this.#handles.set(vmId, handles);
     else this.set(vmId, vmDir, handles);
   }
+}
+
+function consoleOf(value: unknown): VmmConsole | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { kind, path, startedPaused } = value as Record<string, unknown>;
+  if ((kind !== 'socket' && kind !== 'fifo') || typeof path !== 'string') return undefined;
+  return { kind, path, startedPaused: startedPaused === true };
 }

@@ -1,10 +1,16 @@
-import { basename } from 'node:path';
+import { basename, join } from 'node:path';
+
+import { VM_CONSOLE_LOG } from '../../config/filenames.js';
 
 import { processArgv, processesHolding } from '../../host/process.js';
 import { BangerError } from '../../rpc/errors.js';
 import type { LaunchSpec, VmmDriver, VmmHandle } from '../../vmm/driver.js';
 import type { DriverRegistry } from '../../vmm/registry.js';
+import type { ConsoleRecorder } from './console-log.js';
 import { HandleCache, type VmHandles } from './handles.js';
+
+/** What the runtime needs of the console recorder. */
+export type ConsolePort = Pick<ConsoleRecorder, 'attach' | 'detach'>;
 
 /** Where a VM's momentary files live: handles.json and logs in `vmDir`, control sockets in `runDir`. */
 export interface VmPlace {
@@ -25,10 +31,17 @@ export type Adoption = { alive: true; handles: VmHandles } | { alive: false; lef
  */
 export class VmRuntime {
   readonly #drivers: DriverRegistry;
+  readonly #consoles: ConsolePort | undefined;
   readonly #handles = new HandleCache();
 
-  constructor(drivers: DriverRegistry) {
+  /** `consoles` records each running VM's console (and resumes a guest its driver started paused until then). */
+  constructor(drivers: DriverRegistry, consoles?: ConsolePort) {
     this.#drivers = drivers;
+    this.#consoles = consoles;
+  }
+
+  #record(vm: VmPlace, vmm: VmmHandle): void {
+    this.#consoles?.attach(vm.id, vmm, join(vm.vmDir, VM_CONSOLE_LOG));
   }
 
   /** The driver new VMs start with. */
@@ -63,6 +76,7 @@ export class VmRuntime {
     if (found === undefined) {
       if (recorded !== undefined && this.#drivers.isAlive(recorded.vmm)) {
         this.#handles.remember(vm.id, vm.vmDir, recorded, true);
+        this.#record(vm, recorded.vmm);
         return { alive: true, handles: recorded };
       }
       return { alive: false, leftover: recorded };
@@ -72,6 +86,7 @@ export class VmRuntime {
     const handles: VmHandles = { vmm: found.handle, tap };
     const fileWasRight = recorded?.vmm.pid === found.handle.pid && recorded.tap === tap;
     this.#handles.remember(vm.id, vm.vmDir, handles, fileWasRight);
+    this.#record(vm, handles.vmm);
     return { alive: true, handles };
   }
 
@@ -96,6 +111,7 @@ export class VmRuntime {
       await this.#drivers.forHandle(vmm).kill(vmm);
       throw error;
     }
+    this.#record(vm, vmm);
     return handles;
   }
 
@@ -113,12 +129,14 @@ export class VmRuntime {
       handles = { vmm: found.handle, tap: found.tap ?? handles?.tap ?? '' };
     }
     if (handles !== undefined) await this.#drivers.forHandle(handles.vmm).kill(handles.vmm);
+    this.#consoles?.detach(vm.id);
     this.#handles.clear(vm.id, vm.vmDir);
     return handles;
   }
 
   /** Forgets a VM's handles (its VMM is known to be gone). */
   forget(vm: VmPlace): void {
+    this.#consoles?.detach(vm.id);
     this.#handles.clear(vm.id, vm.vmDir);
   }
 }

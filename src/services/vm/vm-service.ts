@@ -14,7 +14,6 @@ import { slotCapacity, slotNetwork, type NetworkConfig } from '../network/slot.j
 import { KeyedLock } from '../keyed-lock.js';
 import { FAILPOINTS, failpoint } from '../failpoints.js';
 import type { OpContext } from '../op-context.js';
-import { consoleTail } from './boot-failure.js';
 import { bootVm } from './boot.js';
 import type { GuestAccess } from './guest-access.js';
 import { checkHostCapacity, type HostCapacity } from './host-capacity.js';
@@ -333,11 +332,6 @@ export class VmService {
       this.#deps.vms.setSpec(vm.id, spec);
       return { ...vm, spec };
     });
-  }
-
-  /** The last lines of the VM's serial console. */
-  consoleTail(vm: VmRecord, lines: number): string[] {
-    return consoleTail(this.vmDir(vm), lines);
   }
 
   /**
