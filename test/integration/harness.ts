@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { resolveLayout, type Layout } from '../../src/config/paths.js';
+import { nftTableName } from '../../src/root-helper/policy.js';
+import { pidAlive } from '../../src/host/process.js';
 import { TestRootHelper } from '../helpers/root-helper.js';
 import { asUser, ensureTestUser, type TestUser } from '../helpers/test-user.js';
 import type { KernelInfo } from '../../src/rpc/methods.js';
@@ -164,24 +166,77 @@ export class BangerWorld {
     return [...(this.netns === undefined || this.#outside ? [] : ['ip', 'netns', 'exec', this.netns]), ...(this.user === undefined ? [] : asUser(this.user))];
   }
 
-  /** Runs `banger …` to completion; `input` (if any) is its stdin. */
-  run(args: readonly string[], options: { timeoutMs?: number; input?: string | Buffer } = {}): Promise<CliResult> {
-    const child = this.spawn(args, { stdin: options.input === undefined ? 'ignore' : 'pipe' });
+  /**
+   * Runs `banger …` to completion; `input` (if any) is its stdin. `env` adds
+   * variables for this command only, and for a daemon it auto-starts (e.g.
+   * BANGER_FAILPOINTS: the daemon inherits the CLI's environment).
+   */
+  run(args: readonly string[], options: { timeoutMs?: number; input?: string | Buffer; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+    const child = this.spawn(args, { stdin: options.input === undefined ? 'ignore' : 'pipe', ...(options.env === undefined ? {} : { env: options.env }) });
     if (options.input !== undefined) child.stdin?.end(options.input);
     return collect(child, options.timeoutMs ?? 60_000);
   }
 
   /** Runs `banger … --json`, expects success, and parses stdout. */
-  async json<T>(args: readonly string[], options: { timeoutMs?: number } = {}): Promise<T> {
+  async json<T>(args: readonly string[], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<T> {
     const result = await this.run([...args, '--json'], options);
     if (result.code !== 0) throw new Error(`banger ${args.join(' ')} exited ${result.code}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`);
     return JSON.parse(result.stdout) as T;
   }
 
-  /** Starts `banger …` and returns the child, for tests that signal it mid-flight or feed its stdin. */
-  spawn(args: readonly string[], options: { stdin?: 'ignore' | 'pipe' } = {}): ChildProcess {
+  /** Starts `banger …` and returns the child, for tests that signal it mid-flight or feed its stdin (`env`: as for run). */
+  spawn(args: readonly string[], options: { stdin?: 'ignore' | 'pipe'; env?: NodeJS.ProcessEnv } = {}): ChildProcess {
     const [command = BANGER_BIN, ...rest] = [...this.commandPrefix(), BANGER_BIN, ...args];
-    return spawn(command, rest, { env: this.env, stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'] });
+    return spawn(command, rest, { env: { ...this.env, ...options.env }, stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'] });
+  }
+
+  /** The pid of this world's running daemon, or undefined when none runs (asks without starting one). */
+  async runningDaemonPid(): Promise<number | undefined> {
+    const status = await this.json<{ running: boolean; pid?: number | null }>(['daemon', 'status']);
+    return status.running && typeof status.pid === 'number' ? status.pid : undefined;
+  }
+
+  /** SIGKILLs this world's daemon (if one runs) and waits until it is gone; returns its pid. The next command starts a fresh one. */
+  async killDaemon(): Promise<number | undefined> {
+    const pid = await this.runningDaemonPid();
+    if (pid === undefined) return undefined;
+    process.kill(pid, 'SIGKILL');
+    await waitFor(`bangerd ${pid} to die`, () => !pidAlive(pid));
+    return pid;
+  }
+
+  /** Stops this world's daemon gracefully (no-op when none runs). */
+  async stopDaemon(): Promise<void> {
+    const result = await this.run(['daemon', 'stop']);
+    if (result.code !== 0) throw new Error(`banger daemon stop exited ${result.code}\nstderr: ${result.stderr}`);
+  }
+
+  /**
+   * Starts a daemon for this world with extra environment variables (e.g.
+   * BANGER_FAILPOINTS), replacing a running one; returns its pid. Later
+   * commands (without `env`) talk to this daemon while it lives.
+   */
+  async startDaemon(env: NodeJS.ProcessEnv = {}): Promise<number> {
+    await this.stopDaemon();
+    const result = await this.run(['daemon', 'start'], { env });
+    if (result.code !== 0) throw new Error(`banger daemon start exited ${result.code}\nstderr: ${result.stderr}`);
+    const pid = await this.runningDaemonPid();
+    if (pid === undefined) throw new Error('banger daemon start left no daemon running');
+    return pid;
+  }
+
+  /** Runs `nft …` where this world's banger runs (its netns, if any); stdout, or undefined when nft fails (e.g. no such table). */
+  nft(...args: string[]): string | undefined {
+    const result = spawnSync(this.netns === undefined ? 'nft' : 'ip', [...(this.netns === undefined ? [] : ['netns', 'exec', this.netns, 'nft']), ...args], {
+      encoding: 'utf8',
+    });
+    return result.status === 0 ? result.stdout : undefined;
+  }
+
+  /** Removes banger's nftables tables for this world's bridge (close() leaves them; the bridge's name is random). */
+  removeNftTables(): void {
+    if (this.bridge === undefined) return;
+    for (const family of ['bridge', 'ip', 'ip6']) this.nft('delete', 'table', family, nftTableName(this.bridge));
   }
 
   /** Runs a bangerd entry point in the foreground (for startup-refusal tests). */

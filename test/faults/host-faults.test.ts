@@ -1,0 +1,188 @@
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, afterEach, before, describe, test } from 'node:test';
+
+import Database from 'better-sqlite3';
+
+import { VM_HANDLES } from '../../src/config/filenames.js';
+import type { VmInfo } from '../../src/rpc/methods.js';
+import type { BangerWorld } from '../integration/harness.js';
+import { collect, processAlive, waitFor } from '../integration/harness.js';
+import { assertNoLeaks } from '../helpers/leaks.js';
+import { createVm, faultWorld, listVms, pullImage, qemuOf, scrub } from './common.js';
+
+/**
+ * Faults from outside banger: its VMM killed (while running, while
+ * stopping), the disk filling up while a VM's disks are built, a VM's
+ * handles.json corrupted, the store's WAL truncated. Each case ends with
+ * the leak check (test/helpers/leaks.ts). One world (as root, its own bridge
+ * and subnet) for the file; each case cleans up after itself.
+ */
+describe('host faults: VMM killed, disk full, corrupt handles, torn WAL', { timeout: 1_500_000 }, () => {
+  let world: BangerWorld;
+  before(async () => {
+    world = await faultWorld();
+    await pullImage(world);
+  });
+  afterEach(async () => {
+    await scrub(world);
+  });
+  after(() => {
+    world.close();
+    world.removeNftTables();
+  });
+
+  const storeRow = (name: string): { state: string } | undefined => {
+    const db = new Database(world.layout.storePath, { readonly: true, fileMustExist: true });
+    try {
+      return db.prepare('SELECT state FROM vms WHERE name = ?').get(name) as { state: string } | undefined;
+    } finally {
+      db.close();
+    }
+  };
+
+  test('kill -9 of QEMU while the VM runs: the VM is shown stopped, its host side is cleaned up, and it starts again', async () => {
+    const vm = await createVm(world, 'qrun');
+    assert.ok(vm.pid !== null);
+    process.kill(vm.pid, 'SIGKILL');
+    await waitFor('qemu to die', () => !processAlive(vm.pid ?? 0));
+
+    const shown = await world.json<VmInfo>(['vm', 'show', 'qrun']);
+    assert.equal(shown.state, 'stopped');
+    assert.match(shown.lastError ?? '', /exited/, 'the VM exited on its own, and says so');
+    await assertNoLeaks(world, 'after QEMU was killed');
+    // Its disks were left unclean; the guest replays the journal.
+    assert.equal((await world.json<VmInfo>(['vm', 'start', 'qrun'], { timeoutMs: 300_000 })).state, 'running');
+    const exec = await world.run(['vm', 'exec', 'qrun', '--', 'true']);
+    assert.equal(exec.code, 0, exec.stderr);
+    await world.json<VmInfo>(['vm', 'delete', 'qrun']);
+    await assertNoLeaks(world, 'at the end');
+  });
+
+  test('kill -9 of QEMU while the VM is stopping: the stop completes, the VM is stopped, nothing leaks', async () => {
+    const vm = await createVm(world, 'qstop');
+    // A guest that takes its time to power off (its poweroff command hangs), so the stop is surely in progress when QEMU dies.
+    const slow = await world.run([
+      'vm',
+      'exec',
+      'qstop',
+      '--',
+      'sh',
+      '-c',
+      'printf "#!/bin/sh\\nexec sleep 600\\n" > /run/slow-poweroff && chmod 755 /run/slow-poweroff && mount --bind /run/slow-poweroff /banger/busybox',
+    ]);
+    assert.equal(slow.code, 0, slow.stderr);
+    const stop = collect(world.spawn(['vm', 'stop', 'qstop', '--json']), 300_000);
+    await waitFor('the VM to be stopping', () => storeRow('qstop')?.state === 'stopping', 60_000);
+    assert.ok(vm.pid !== null);
+    process.kill(vm.pid, 'SIGKILL');
+
+    const stopped = await stop;
+    assert.equal(stopped.code, 0, stopped.stderr);
+    assert.equal((JSON.parse(stopped.stdout) as VmInfo).state, 'stopped');
+    assert.deepEqual(qemuOf(world, vm.id), []);
+    await assertNoLeaks(world, 'after QEMU was killed mid-stop');
+    assert.equal((await world.json<VmInfo>(['vm', 'start', 'qstop'], { timeoutMs: 300_000 })).state, 'running');
+    await world.json<VmInfo>(['vm', 'delete', 'qstop']);
+    await assertNoLeaks(world, 'at the end');
+  });
+
+  test('the disk fills up while a VM’s disks are built: the create fails with an error code and leaves nothing', async () => {
+    // The VMs dir on a tmpfs with room for the upper disk (~8 MiB with its staging tree) but not the work disk too.
+    mkdirSync(world.layout.vmsDir, { recursive: true, mode: 0o700 });
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=10M,mode=0700', 'tmpfs', world.layout.vmsDir]);
+    try {
+      const result = await world.run(['vm', 'create', '--name', 'full', '--no-start'], { timeoutMs: 300_000 });
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(result.stderr, /error\[ERR_[A-Z_]+\]/, 'a clear error code');
+      assert.match(result.stderr, /No space left on device|ENOSPC/i, 'saying the disk is full');
+      assert.equal(
+        (await listVms(world)).find((vm) => vm.name === 'full'),
+        undefined,
+        'no VM row',
+      );
+      await assertNoLeaks(world, 'after the failed create');
+      assert.deepEqual(readdirSync(world.layout.vmsDir), [], 'no VM dir');
+    } finally {
+      spawnSync('umount', ['-l', world.layout.vmsDir]);
+    }
+    // With room again, the name is free and a create works.
+    const vm = await createVm(world, 'full', { noStart: true });
+    await world.json<VmInfo>(['vm', 'delete', vm.name]);
+    await assertNoLeaks(world, 'at the end');
+  });
+
+  test('a corrupt handles.json and a daemon restart: the running VM stays managed, and vm start never boots a second QEMU', async () => {
+    const vm = await createVm(world, 'hdl');
+    assert.ok(vm.pid !== null);
+    const handles = join(world.layout.vmsDir, vm.id, VM_HANDLES);
+    const original = readFileSync(handles);
+    for (const [how, corrupt] of [
+      ['truncated', original.subarray(0, Math.floor(original.length / 2))],
+      ['garbage', randomBytes(original.length)],
+    ] as const) {
+      writeFileSync(handles, corrupt);
+      await world.killDaemon();
+      const shown = await world.json<VmInfo>(['vm', 'show', 'hdl']);
+      // What a user does with a VM shown stopped: start it. Never a second QEMU on the same disks.
+      const start = await world.run(['vm', 'start', 'hdl'], { timeoutMs: 300_000 });
+      assert.deepEqual(
+        qemuOf(world, vm.id),
+        [vm.pid],
+        `${how} handles.json: one QEMU, the original, runs on the VM's disks (vm start: ${start.stderr.trim()})`,
+      );
+      assert.equal(shown.state, 'running', `${how} handles.json: the VM is still managed as running (last error: ${shown.lastError ?? 'none'})`);
+      assert.equal(shown.pid, vm.pid);
+      assert.match(start.stderr, /error\[ERR_VM_RUNNING\]/);
+      const exec = await world.run(['vm', 'exec', 'hdl', '--', 'true']);
+      assert.equal(exec.code, 0, exec.stderr);
+      await assertNoLeaks(world, `${how} handles.json, after the restart`);
+    }
+    await world.json<VmInfo>(['vm', 'delete', 'hdl']);
+    assert.deepEqual(qemuOf(world, vm.id), [], 'delete ends the VMM');
+    await assertNoLeaks(world, 'at the end');
+  });
+
+  test('a truncated WAL (torn last frame) after kill -9: the daemon comes up and serves, and the store is consistent', async () => {
+    await createVm(world, 'keep', { noStart: true });
+    await world.stopDaemon(); // checkpoints: everything so far is in state.db
+    await createVm(world, 'lost', { noStart: true }); // its row is only in the WAL
+    await world.killDaemon();
+    const wal = `${world.layout.storePath}-wal`;
+    const size = statSync(wal).size;
+    // The WAL: a 32-byte header, then frames of 24 bytes + a page. Tear the last frame (the create's commit frame).
+    const header = Buffer.alloc(32);
+    const fd = openSync(wal, 'r');
+    readSync(fd, header, 0, 32, 0);
+    closeSync(fd);
+    const frame = 24 + header.readUInt32BE(8);
+    const frames = Math.floor((size - 32) / frame);
+    assert.ok(frames >= 1, `the WAL holds the last create (${size} bytes)`);
+    truncateSync(wal, 32 + (frames - 1) * frame + 100);
+
+    const vms = await listVms(world);
+    assert.ok(
+      vms.some((v) => v.name === 'keep'),
+      'what was checkpointed is kept',
+    );
+    const db = new Database(world.layout.storePath, { readonly: true, fileMustExist: true });
+    try {
+      assert.deepEqual(db.pragma('integrity_check', { simple: true }), 'ok');
+      assert.deepEqual(db.pragma('foreign_key_check'), []);
+    } finally {
+      db.close();
+    }
+    await assertNoLeaks(world, 'after the torn WAL');
+    // The torn frame held the create's commit, so SQLite dropped that transaction: the name is free again (if the row
+    // survived after all, the leak check above has already held it to being a whole VM).
+    if (!vms.some((v) => v.name === 'lost')) {
+      const again = await createVm(world, 'lost', { noStart: true });
+      assert.equal(again.name, 'lost', 'the store takes writes, and the name of the create it lost is free');
+    }
+    for (const name of ['keep', 'lost']) await world.json<VmInfo>(['vm', 'delete', name]);
+    await assertNoLeaks(world, 'at the end');
+  });
+});
