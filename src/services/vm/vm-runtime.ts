@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 
 import { VM_CONSOLE_LOG } from '../../config/filenames.js';
@@ -117,7 +118,7 @@ export class VmRuntime {
 
   /**
    * Kills the VM's VMM wherever it is known from (cache, handles.json, or the
-   * OS) and forgets its handles. Returns the handles it had, so the caller can
+   * OS) and forgets its handles and runtime dir (sockets). Returns the handles it had, so the caller can
    * release the tap. Idempotent.
    */
   async kill(vm: VmPlace): Promise<VmHandles | undefined> {
@@ -131,6 +132,7 @@ export class VmRuntime {
     if (handles !== undefined) await this.#drivers.forHandle(handles.vmm).kill(handles.vmm);
     this.#consoles?.detach(vm.id);
     this.#handles.clear(vm.id, vm.vmDir);
+    rmSync(vm.runDir, { recursive: true, force: true });
     return handles;
   }
 
@@ -138,5 +140,6 @@ export class VmRuntime {
   forget(vm: VmPlace): void {
     this.#consoles?.detach(vm.id);
     this.#handles.clear(vm.id, vm.vmDir);
+    rmSync(vm.runDir, { recursive: true, force: true });
   }
 }

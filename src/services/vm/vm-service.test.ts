@@ -256,6 +256,7 @@ describe('VmService reconcile with a fake VMM', { timeout: 60_000 }, () => {
     assert.deepEqual(w.rows(), [{ name: 'gone', state: 'stopped' }]);
     assert.ok(w.network.detached.some((d) => d.tap === 'faketap0'));
     assert.equal(existsSync(join(w.service.vmDir(vm), names.VM_HANDLES)), false);
+    assert.equal(existsSync(w.service.runDir(vm)), false, 'its runtime dir (sockets) is removed');
   });
 
   test('a create that never finished is removed with its files', async () => {
