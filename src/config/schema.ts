@@ -3,7 +3,8 @@ import { posix } from 'node:path';
 import { parse, TomlError } from 'smol-toml';
 
 import { BangerError } from '../rpc/errors.js';
-import { parseSizeOrUndefined } from './sizes.js';
+import { DISK_SIZE_BYTES, IMAGE_NAME, MEMORY_MIB, VCPU } from '../rpc/schemas.js';
+import { describeValue, hasControl, type Checked } from '../rpc/validation.js';
 
 /**
  * config.toml: its shape, defaults and validation in one place. Every key is
@@ -69,12 +70,10 @@ export function defaultConfig(): BangerConfig {
   };
 }
 
-const NAME_PATTERN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const BRIDGE_PATTERN = /^[a-zA-Z0-9_.-]{1,15}$/;
 const MODE_PATTERN = /^[0-7]{3,4}$/;
-const MIN_MEMORY_MIB = 128;
-const MAX_MEMORY_MIB = 1024 * 1024;
-const MIN_DISK_BYTES = 1024 ** 3;
+/** Linux's PATH_MAX less the terminating NUL. */
+const MAX_PATH_LENGTH = 4095;
 
 /**
  * A validation failure at one key; turned into ERR_CONFIG_INVALID with the
@@ -97,11 +96,17 @@ function isTable(value: unknown): value is Table {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date);
 }
 
+/** A value as messages show it: see describeValue (long strings are cut short); TOML says "table" and has dates. */
 function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (Array.isArray(value)) return 'an array';
+  if (value instanceof Date) return String(value);
   if (isTable(value)) return 'a table';
-  return String(value);
+  return describeValue(value);
+}
+
+/** The value a shared rule (src/rpc/schemas.ts) accepted, or an Invalid at `key` worded by the rule. */
+function passed<T>(checked: Checked<T>, key: string): T {
+  if (checked.ok) return checked.value;
+  throw new Invalid(key, checked.problem.detail);
 }
 
 function rejectUnknown(table: Table, known: readonly string[], prefix: string): void {
@@ -119,7 +124,9 @@ function str(table: Table, key: string, label: string): string | undefined {
 
 function absolutePath(table: Table, key: string): string | undefined {
   const value = str(table, key, key);
-  if (value !== undefined && !posix.isAbsolute(value)) throw new Invalid(key, `expected an absolute path, got ${describe(value)}`);
+  if (value === undefined) return undefined;
+  if (!posix.isAbsolute(value)) throw new Invalid(key, `expected an absolute path, got ${describe(value)}`);
+  checkPathText(value, key);
   return value;
 }
 
@@ -164,10 +171,7 @@ function validate(raw: Table, home: string): BangerConfig {
   const config = defaultConfig();
 
   const image = str(raw, 'default_image', 'default_image');
-  if (image !== undefined) {
-    if (!NAME_PATTERN.test(image)) throw new Invalid('default_image', `${describe(image)} is not a valid image name (lowercase letters, digits and dashes)`);
-    config.defaultImage = image;
-  }
+  if (image !== undefined) config.defaultImage = passed(IMAGE_NAME.check(image), 'default_image');
 
   const vmm = str(raw, 'vmm', 'vmm');
   if (vmm !== undefined) {
@@ -202,27 +206,9 @@ function validateVmDefaults(value: unknown): VmDefaultsConfig {
   rejectUnknown(value, ['vcpu', 'memory', 'disk_size'], 'vm_defaults.');
   const result: VmDefaultsConfig = {};
   const { vcpu, memory, disk_size: diskSize } = value;
-  if (vcpu !== undefined) {
-    if (typeof vcpu !== 'number' || !Number.isInteger(vcpu) || vcpu < 1 || vcpu > 64) {
-      throw new Invalid('vm_defaults.vcpu', `expected an integer between 1 and 64, got ${describe(vcpu)}`);
-    }
-    result.vcpu = vcpu;
-  }
-  if (memory !== undefined) {
-    let mib: number | undefined;
-    if (typeof memory === 'number' && Number.isInteger(memory)) mib = memory;
-    else if (typeof memory === 'string') {
-      const bytes = parseSizeOrUndefined(memory);
-      if (bytes !== undefined && bytes % 1024 ** 2 === 0) mib = bytes / 1024 ** 2;
-    }
-    if (mib === undefined || mib < MIN_MEMORY_MIB || mib > MAX_MEMORY_MIB) {
-      throw new Invalid(
-        'vm_defaults.memory',
-        `expected MiB between ${MIN_MEMORY_MIB} and ${MAX_MEMORY_MIB} (an integer, or a size like "2G"), got ${describe(memory)}`,
-      );
-    }
-    result.memoryMiB = mib;
-  }
+  if (vcpu !== undefined) result.vcpu = passed(VCPU.check(vcpu), 'vm_defaults.vcpu');
+  // An integer is MiB; a string is MiB or a size ("2G"), as on the command line.
+  if (memory !== undefined) result.memoryMiB = passed(typeof memory === 'string' ? MEMORY_MIB.parse(memory) : MEMORY_MIB.check(memory), 'vm_defaults.memory');
   if (diskSize !== undefined) {
     if (typeof diskSize === 'number') {
       throw new Invalid('vm_defaults.disk_size', `expected a size string with a unit like "8G" (a bare number is not allowed), got ${describe(diskSize)}`);
@@ -230,11 +216,7 @@ function validateVmDefaults(value: unknown): VmDefaultsConfig {
     if (typeof diskSize !== 'string') {
       throw new Invalid('vm_defaults.disk_size', `expected a size string with a unit like "8G", got ${describe(diskSize)}`);
     }
-    const bytes = parseSizeOrUndefined(diskSize);
-    if (bytes === undefined || bytes < MIN_DISK_BYTES) {
-      throw new Invalid('vm_defaults.disk_size', `expected a size of at least 1G like "8G", got ${describe(diskSize)}`);
-    }
-    result.diskSizeBytes = bytes;
+    result.diskSizeBytes = passed(DISK_SIZE_BYTES.parse(diskSize), 'vm_defaults.disk_size');
   }
   return result;
 }
@@ -287,6 +269,13 @@ function isHttpUrl(text: string): boolean {
   }
 }
 
+/** A path is text a file system takes: not empty, no control characters (a NUL would cut it short in any C call), not beyond PATH_MAX. */
+function checkPathText(path: string, key: string): void {
+  if (path === '') throw new Invalid(key, 'must not be empty');
+  if (hasControl(path)) throw new Invalid(key, `must not contain control characters, got ${describe(path)}`);
+  if (path.length > MAX_PATH_LENGTH) throw new Invalid(key, `must be at most ${MAX_PATH_LENGTH} characters, got ${describe(path)}`);
+}
+
 function hasDotDot(path: string): boolean {
   return path.split('/').includes('..');
 }
@@ -298,7 +287,7 @@ function validateFileSync(value: unknown, index: number, home: string): FileSync
 
   const host = str(value, 'host', `${label}.host`);
   if (host === undefined) throw new Invalid(`${label}.host`, 'is required');
-  if (host === '') throw new Invalid(`${label}.host`, 'must not be empty');
+  checkPathText(host, `${label}.host`);
   if (/^~[^/]/.test(host)) throw new Invalid(`${label}.host`, '~user paths are not supported, use ~/ or an absolute path');
   if (!host.startsWith('~/') && !host.startsWith('/')) throw new Invalid(`${label}.host`, 'must be absolute or start with ~/');
   if (hasDotDot(host)) throw new Invalid(`${label}.host`, 'must not contain ".."');
@@ -306,7 +295,7 @@ function validateFileSync(value: unknown, index: number, home: string): FileSync
 
   const guest = str(value, 'guest', `${label}.guest`);
   if (guest === undefined) throw new Invalid(`${label}.guest`, 'is required');
-  if (guest === '') throw new Invalid(`${label}.guest`, 'must not be empty');
+  checkPathText(guest, `${label}.guest`);
   if (/^~[^/]/.test(guest)) throw new Invalid(`${label}.guest`, '~user paths are not supported, use ~/ or /root/');
   if (hasDotDot(guest)) throw new Invalid(`${label}.guest`, 'must not contain ".."');
   const guestPath = guest.startsWith('~/') ? '/root/' + guest.slice(2) : guest;

@@ -2,7 +2,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { Layout } from '../config/paths.js';
 import { buildInfo } from '../build-info.js';
-import { BangerError } from '../rpc/errors.js';
 import type { KernelService } from '../services/kernel/kernel-service.js';
 import type { ImageService } from '../services/image/image-service.js';
 import type { HostNetwork } from '../services/network/host-network.js';
@@ -11,6 +10,7 @@ import { createKernelHandlers } from './kernel-handlers.js';
 import type { ExecService } from '../services/exec/exec-service.js';
 import type { VmService } from '../services/vm/vm-service.js';
 import type { WorkspaceService } from '../services/workspace/workspace-service.js';
+import { withCheckedParams } from './params.js';
 import { createVmHandlers } from './vm-handlers.js';
 import type { DaemonHandlers } from './rpc-server.js';
 import type { StreamHub } from './stream-hub.js';
@@ -31,12 +31,14 @@ export interface HandlerDeps {
   requestShutdown: (reason: string) => void;
 }
 
-const MAX_SLEEP_MS = 10 * 60 * 1000;
-
-/** The daemon's method table. Each entry validates its params: they come off the wire untyped. */
+/**
+ * The daemon's method table. Params come off the wire untyped: every handler
+ * runs behind withCheckedParams, which checks them against the method's
+ * schema (src/rpc/method-params.ts) first.
+ */
 export function createHandlers(deps: HandlerDeps): DaemonHandlers {
   const { version, buildId } = buildInfo();
-  return {
+  return withCheckedParams({
     ...createKernelHandlers(deps.kernels),
     ...createImageHandlers(deps.images, deps.kernels),
     ...createVmHandlers(deps.vms),
@@ -60,15 +62,11 @@ export function createHandlers(deps: HandlerDeps): DaemonHandlers {
       return Promise.resolve({ pid: process.pid });
     },
 
-    sleep: async (params, ctx) => {
-      const ms = (params as { ms?: unknown }).ms;
-      if (typeof ms !== 'number' || !Number.isInteger(ms) || ms < 0 || ms > MAX_SLEEP_MS) {
-        throw new BangerError('ERR_INVALID_ARGUMENT', `debug.sleep: ms must be an integer between 0 and ${MAX_SLEEP_MS}`);
-      }
+    sleep: async ({ ms }, ctx) => {
       ctx.log.info({ ms }, 'sleeping');
       const started = performance.now();
       await sleep(ms, undefined, { signal: ctx.signal });
       return { sleptMs: Math.round(performance.now() - started) };
     },
-  };
+  });
 }

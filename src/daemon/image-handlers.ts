@@ -2,11 +2,11 @@ import type { ImageInfo } from '../rpc/methods.js';
 import type { ImageService } from '../services/image/image-service.js';
 import type { KernelService } from '../services/kernel/kernel-service.js';
 import type { ImageRecord } from '../store/images-repo.js';
-import { requireAbsolutePath, requireString } from './params.js';
 import type { DaemonHandlers } from './rpc-server.js';
 
 export type ImageHandlers = Pick<DaemonHandlers, 'imageList' | 'imageCatalog' | 'imageShow' | 'imagePull' | 'imageRegister' | 'imagePromote' | 'imageDelete'>;
 
+/** Image methods; params arrive checked against their schemas (see withCheckedParams). */
 export function createImageHandlers(images: ImageService, kernels: KernelService): ImageHandlers {
   const info = (image: ImageRecord): ImageInfo => {
     const kernel = kernels.byId(image.kernelId);
@@ -26,14 +26,13 @@ export function createImageHandlers(images: ImageService, kernels: KernelService
   return {
     imageList: () => Promise.resolve({ images: images.list().map(info) }),
     imageCatalog: () => Promise.resolve({ entries: images.catalog() }),
-    imageShow: (params) => Promise.resolve(info(images.find(requireString(params, 'ref')))),
+    imageShow: (params) => Promise.resolve(info(images.find(params.ref))),
     imagePull: async (params, ctx) => {
-      const { image, pulled } = await images.pull(requireString(params, 'name'), ctx);
+      const { image, pulled } = await images.pull(params.name, ctx);
       return { image: info(image), pulled };
     },
-    imageRegister: (params) =>
-      Promise.resolve(info(images.register(requireString(params, 'name'), requireAbsolutePath(params, 'rootfs'), requireString(params, 'kernel')))),
-    imagePromote: async (params, ctx) => info(await images.promote(requireString(params, 'ref'), ctx)),
-    imageDelete: (params) => Promise.resolve(info(images.delete(requireString(params, 'ref')))),
+    imageRegister: (params) => Promise.resolve(info(images.register(params.name, params.rootfs, params.kernel))),
+    imagePromote: async (params, ctx) => info(await images.promote(params.ref, ctx)),
+    imageDelete: (params) => Promise.resolve(info(images.delete(params.ref))),
   };
 }

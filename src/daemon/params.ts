@@ -1,10 +1,30 @@
-import { isAbsolute } from 'node:path';
-
 import { BangerError } from '../rpc/errors.js';
+import { parseParams } from '../rpc/method-params.js';
+import type { MethodKey } from '../rpc/methods.js';
+import { ABSOLUTE_PATH } from '../rpc/schemas.js';
+import { describeValue, mustPass } from '../rpc/validation.js';
+import type { DaemonHandlers, OpContext } from './rpc-server.js';
 
 /**
- * Validation of RPC params, which arrive untyped off the wire. Each helper
- * returns the typed value or throws ERR_INVALID_ARGUMENT naming the param.
+ * RPC params arrive untyped off the wire. `withCheckedParams` runs every
+ * request's params through its method's schema (src/rpc/method-params.ts)
+ * before the handler sees them, so handlers get exactly the typed params
+ * their signature promises: known fields only, each valid, or the request
+ * fails with ERR_INVALID_ARGUMENT naming the param and nothing is done.
+ */
+export function withCheckedParams(handlers: DaemonHandlers): DaemonHandlers {
+  const checked: Record<string, (params: unknown, ctx: OpContext) => Promise<unknown>> = {};
+  for (const key of Object.keys(handlers) as MethodKey[]) {
+    const handler = handlers[key] as (params: unknown, ctx: OpContext) => Promise<unknown>;
+    checked[key] = async (params, ctx) => handler(parseParams(key, params), ctx);
+  }
+  return checked as DaemonHandlers;
+}
+
+/*
+ * Field helpers for a handler that still checks its own params (see
+ * CHECKED_BY_HANDLER in src/rpc/method-params.ts). Each returns the typed
+ * value or throws ERR_INVALID_ARGUMENT naming the param.
  */
 
 function field(params: unknown, key: string): unknown {
@@ -13,7 +33,8 @@ function field(params: unknown, key: string): unknown {
 
 export function requireString(params: unknown, key: string): string {
   const value = field(params, key);
-  if (typeof value !== 'string' || value === '') throw new BangerError('ERR_INVALID_ARGUMENT', `param "${key}" must be a non-empty string`);
+  if (typeof value !== 'string' || value === '')
+    throw new BangerError('ERR_INVALID_ARGUMENT', `param "${key}" must be a non-empty string, got ${describeValue(value)}`);
   return value;
 }
 
@@ -24,9 +45,7 @@ export function optionalString(params: unknown, key: string): string | undefined
 }
 
 export function requireAbsolutePath(params: unknown, key: string): string {
-  const value = requireString(params, key);
-  if (!isAbsolute(value)) throw new BangerError('ERR_INVALID_ARGUMENT', `param "${key}" must be an absolute path, got "${value}"`);
-  return value;
+  return mustPass(ABSOLUTE_PATH.check(field(params, key)), `param "${key}"`);
 }
 
 export function optionalAbsolutePath(params: unknown, key: string): string | undefined {
@@ -35,7 +54,8 @@ export function optionalAbsolutePath(params: unknown, key: string): string | und
 
 export function requireInteger(params: unknown, key: string): number {
   const value = field(params, key);
-  if (typeof value !== 'number' || !Number.isInteger(value)) throw new BangerError('ERR_INVALID_ARGUMENT', `param "${key}" must be an integer`);
+  if (typeof value !== 'number' || !Number.isInteger(value))
+    throw new BangerError('ERR_INVALID_ARGUMENT', `param "${key}" must be an integer, got ${describeValue(value)}`);
   return value;
 }
 
@@ -46,14 +66,14 @@ export function optionalInteger(params: unknown, key: string): number | undefine
 export function optionalBoolean(params: unknown, key: string): boolean | undefined {
   const value = field(params, key);
   if (value === undefined) return undefined;
-  if (typeof value !== 'boolean') throw new BangerError('ERR_INVALID_ARGUMENT', `param "${key}" must be a boolean`);
+  if (typeof value !== 'boolean') throw new BangerError('ERR_INVALID_ARGUMENT', `param "${key}" must be a boolean, got ${describeValue(value)}`);
   return value;
 }
 
 export function requireStringArray(params: unknown, key: string): string[] {
   const value = field(params, key);
   if (!Array.isArray(value) || !value.every((item): item is string => typeof item === 'string')) {
-    throw new BangerError('ERR_INVALID_ARGUMENT', `param "${key}" must be an array of strings`);
+    throw new BangerError('ERR_INVALID_ARGUMENT', `param "${key}" must be an array of strings, got ${describeValue(value)}`);
   }
   return value;
 }
@@ -63,6 +83,6 @@ export function optionalChoice<T extends string>(params: unknown, key: string, c
   const value = optionalString(params, key);
   if (value === undefined) return undefined;
   if (!(choices as readonly string[]).includes(value))
-    throw new BangerError('ERR_INVALID_ARGUMENT', `param "${key}" must be one of ${choices.join(', ')}, got "${value}"`);
+    throw new BangerError('ERR_INVALID_ARGUMENT', `param "${key}" must be one of ${choices.join(', ')}, got ${describeValue(value)}`);
   return value as T;
 }

@@ -1,12 +1,10 @@
 import { join } from 'node:path';
 
 import { VM_CONSOLE_LOG } from '../config/filenames.js';
-import { BangerError } from '../rpc/errors.js';
 import type { VmInfo } from '../rpc/methods.js';
 import { readConsoleTail } from '../services/vm/console-log.js';
 import type { VmService, VmView } from '../services/vm/vm-service.js';
-import { VM_NETWORKS } from '../services/network/host-network.js';
-import { optionalBoolean, optionalChoice, optionalInteger, optionalString, requireInteger, requireString } from './params.js';
+import { optionalInteger, requireString } from './params.js';
 import type { DaemonHandlers } from './rpc-server.js';
 
 export type VmHandlers = Pick<
@@ -31,28 +29,26 @@ export function vmInfo(view: VmView): VmInfo {
   };
 }
 
+/** VM methods; params arrive checked against their schemas (see withCheckedParams), except vm.logs', which checks its own. */
 export function createVmHandlers(vms: VmService): VmHandlers {
-  const byRef = async (params: unknown, op: (ref: string) => Promise<unknown>): Promise<VmInfo> => {
-    const ref = requireString(params, 'ref');
+  const byRef = async (ref: string, op: (ref: string) => Promise<unknown>): Promise<VmInfo> => {
     await op(ref);
     return vmInfo(await vms.show(ref));
   };
   return {
     vmCreate: async (params, ctx) => {
-      const init = optionalString(params, 'init') ?? 'minimal';
-      if (init !== 'minimal' && init !== 'systemd') throw new BangerError('ERR_INVALID_ARGUMENT', `init must be minimal or systemd, got "${init}"`);
       const vm = await vms.create(
         {
-          name: optionalString(params, 'name'),
-          image: optionalString(params, 'image'),
-          noStart: (params as { noStart?: unknown }).noStart === true,
+          name: params.name,
+          image: params.image,
+          noStart: params.noStart === true,
           spec: {
-            vcpu: requireInteger(params, 'vcpu'),
-            memoryMiB: requireInteger(params, 'memoryMiB'),
-            diskSizeBytes: requireInteger(params, 'diskSizeBytes'),
-            init,
-            nat: optionalBoolean(params, 'nat') ?? false,
-            network: optionalChoice(params, 'network', VM_NETWORKS) ?? 'isolated',
+            vcpu: params.vcpu,
+            memoryMiB: params.memoryMiB,
+            diskSizeBytes: params.diskSizeBytes,
+            init: params.init,
+            nat: params.nat ?? false,
+            network: params.network ?? 'isolated',
           },
         },
         ctx,
@@ -60,27 +56,19 @@ export function createVmHandlers(vms: VmService): VmHandlers {
       return vmInfo(await vms.show(vm.id));
     },
     vmList: async () => ({ vms: (await vms.list()).map(vmInfo) }),
-    vmShow: async (params) => vmInfo(await vms.show(requireString(params, 'ref'))),
-    vmStart: (params, ctx) => byRef(params, (ref) => vms.start(ref, ctx)),
-    vmStop: (params, ctx) => byRef(params, (ref) => vms.stop(ref, ctx)),
-    vmRestart: (params, ctx) => byRef(params, (ref) => vms.restart(ref, ctx)),
-    vmKill: (params, ctx) => byRef(params, (ref) => vms.kill(ref, ctx)),
+    vmShow: async (params) => vmInfo(await vms.show(params.ref)),
+    vmStart: (params, ctx) => byRef(params.ref, (ref) => vms.start(ref, ctx)),
+    vmStop: (params, ctx) => byRef(params.ref, (ref) => vms.stop(ref, ctx)),
+    vmRestart: (params, ctx) => byRef(params.ref, (ref) => vms.restart(ref, ctx)),
+    vmKill: (params, ctx) => byRef(params.ref, (ref) => vms.kill(ref, ctx)),
     vmDelete: async (params, ctx) => {
-      const view = await vms.show(requireString(params, 'ref'));
+      const view = await vms.show(params.ref);
       await vms.delete(view.vm.id, ctx);
       return { ...vmInfo(view), state: 'stopped', pid: null, accel: null };
     },
     vmSet: async (params) => {
-      const changes: { vcpu?: number; memoryMiB?: number; diskSizeBytes?: number; nat?: boolean } = {};
-      const nat = optionalBoolean(params, 'nat');
-      if (nat !== undefined) changes.nat = nat;
-      const vcpu = optionalInteger(params, 'vcpu');
-      const memoryMiB = optionalInteger(params, 'memoryMiB');
-      const diskSizeBytes = optionalInteger(params, 'diskSizeBytes');
-      if (vcpu !== undefined) changes.vcpu = vcpu;
-      if (memoryMiB !== undefined) changes.memoryMiB = memoryMiB;
-      if (diskSizeBytes !== undefined) changes.diskSizeBytes = diskSizeBytes;
-      const vm = await vms.set(requireString(params, 'ref'), changes);
+      const { ref, ...changes } = params;
+      const vm = await vms.set(ref, changes);
       return vmInfo(await vms.show(vm.id));
     },
     vmLogs: async (params) => {
@@ -88,7 +76,7 @@ export function createVmHandlers(vms: VmService): VmHandlers {
       return { lines: readConsoleTail(join(vms.vmDir(view.vm), VM_CONSOLE_LOG), optionalInteger(params, 'lines') ?? 100) };
     },
     vmSshTarget: async (params) => {
-      const target = await vms.sshTarget(requireString(params, 'ref'));
+      const target = await vms.sshTarget(params.ref);
       return { name: target.vm.name, host: target.host, user: 'root', keyPath: target.keyPath, knownHosts: target.knownHosts };
     },
   };

@@ -7,6 +7,8 @@
  * object, possibly empty).
  */
 
+import type { InitMode, NetworkMode, WorkspaceMode } from './schemas.js';
+
 /** A method's name plus phantom types for its params and result. */
 export interface Method<P, R> {
   readonly name: string;
@@ -179,9 +181,8 @@ export interface VmInfo {
   workspace: WorkspaceInfo | null;
 }
 
-/** How a workspace's git metadata reaches the guest. */
-export type WorkspaceMode = 'shallow' | 'full_copy';
-export const WORKSPACE_MODES: readonly WorkspaceMode[] = ['shallow', 'full_copy'];
+// The rules for these values live in ./schemas.ts; re-exported for the callers that know them from here.
+export { WORKSPACE_MODES, type WorkspaceMode } from './schemas.js';
 
 /** A workspace as recorded on its VM (durable: survives daemon restarts). */
 export interface WorkspaceInfo {
@@ -204,11 +205,11 @@ export interface VmSpecInfo {
   vcpu: number;
   memoryMiB: number;
   diskSizeBytes: number;
-  init: 'minimal' | 'systemd';
+  init: InitMode;
   /** The guest reaches beyond the host (masqueraded through it). */
   nat: boolean;
   /** isolated (default): no other guest is reachable; shared: the guests on the shared network reach each other. */
-  network: 'isolated' | 'shared';
+  network: NetworkMode;
 }
 
 export interface VmRefParams extends ProgressParams {

@@ -1,39 +1,36 @@
 import { InvalidArgumentError, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 
-import { parseSizeOrUndefined } from '../../config/sizes.js';
 import { formatSpec } from '../../config/vm-defaults.js';
 import type { VmInfo } from '../../rpc/methods.js';
+import { DISK_SIZE_BYTES, INIT_MODES, MEMORY_MIB, NETWORK_MODES, VCPU, type InitMode, type NetworkMode } from '../../rpc/schemas.js';
+import { integer, type TextRule } from '../../rpc/validation.js';
 import type { CliContext } from '../context.js';
 
 /** Option parsers and the create path shared by `vm create`, `vm run` and `vm set`. */
 
-export function parseIntOption(min: number, max: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected an integer from ${min} to ${max}, got "${value}"`);
-    return n;
+/**
+ * A commander argument parser for a rule of src/rpc/schemas.ts: the option
+ * takes exactly what the daemon would accept, and a bad value is a usage
+ * error (exit 2) before any daemon is started. Commander prefixes the message
+ * with the option and the value.
+ */
+export function ruleParser<T>(rule: TextRule<T>): (value: string) => T {
+  return (value) => {
+    const checked = rule.parse(value);
+    if (checked.ok) return checked.value;
+    const { detail, hint } = checked.problem;
+    throw new InvalidArgumentError(`${detail.charAt(0).toUpperCase()}${detail.slice(1)}${hint === undefined ? '' : ` (${hint})`}.`);
   };
 }
 
+export function parseIntOption(min: number, max: number): (value: string) => number {
+  return ruleParser(integer(min, max));
+}
+
+export const parseVcpu = ruleParser(VCPU);
 /** `--memory 2048` (MiB) or `--memory 2G`. */
-export function parseMemory(value: string): number {
-  const asNumber = Number(value);
-  if (Number.isInteger(asNumber) && asNumber >= 128) return asNumber;
-  const bytes = parseSizeOrUndefined(value);
-  if (bytes === undefined || bytes % (1024 * 1024) !== 0 || bytes < 128 * 1024 * 1024) {
-    throw new InvalidArgumentError(`expected MiB (at least 128) or a size like "2G", got "${value}"`);
-  }
-  return bytes / (1024 * 1024);
-}
-
-export function parseDiskSize(value: string): number {
-  const bytes = parseSizeOrUndefined(value);
-  if (bytes === undefined || bytes < 1024 ** 3) throw new InvalidArgumentError(`expected a size of at least 1G like "8G", got "${value}"`);
-  return bytes;
-}
-
-const INIT_CHOICES = ['minimal', 'systemd'] as const;
-const NETWORK_CHOICES = ['isolated', 'shared'] as const;
+export const parseMemory = ruleParser(MEMORY_MIB);
+export const parseDiskSize = ruleParser(DISK_SIZE_BYTES);
 
 /**
  * The spec options shared by `vm create` and `vm run`. Unset values resolve
@@ -45,9 +42,7 @@ export function addSpecOptions<T extends CommandUnknownOpts>(command: T): T {
     .option('--name <name>', 'VM name (a DNS label; default: generated)')
     .option('--image <image>', 'image to boot (default: default_image from config, debian-bookworm; pulled on first use)')
     .addOption(
-      new Option('--vcpu <count>', "virtual CPUs (default: [vm_defaults] in config.toml, else a quarter of the host's CPUs, 1-4)").argParser(
-        parseIntOption(1, 64),
-      ),
+      new Option('--vcpu <count>', "virtual CPUs (default: [vm_defaults] in config.toml, else a quarter of the host's CPUs, 1-4)").argParser(parseVcpu),
     )
     .addOption(
       new Option('--memory <size>', "memory in MiB or with a unit, e.g. 2G (default: config, else an eighth of the host's RAM, 1-8G)").argParser(parseMemory),
@@ -55,13 +50,13 @@ export function addSpecOptions<T extends CommandUnknownOpts>(command: T): T {
     .addOption(new Option('--disk-size <size>', 'work disk (/root) size (default: config, else 8G)').argParser(parseDiskSize))
     .addOption(
       new Option('--init <mode>', "guest init: minimal (fast: sshd under busybox init) or systemd (the image's own)")
-        .choices(INIT_CHOICES)
+        .choices(INIT_MODES)
         .default('minimal' as const),
     )
     .option('--nat', 'let the guest reach beyond the host (masqueraded); off by default: the guest reaches only the host')
     .addOption(
       new Option('--network <name>', 'isolated: no other guest is reachable; shared: reach (and be reached by) the other guests on the shared network')
-        .choices(NETWORK_CHOICES)
+        .choices(NETWORK_MODES)
         .default('isolated' as const),
     )
     .addHelpText(
@@ -77,9 +72,9 @@ export interface SpecOptions {
   vcpu?: number;
   memory?: number;
   diskSize?: number;
-  init: 'minimal' | 'systemd';
+  init: InitMode;
   nat?: boolean;
-  network: 'isolated' | 'shared';
+  network: NetworkMode;
 }
 
 /** The spec to create: the flags given, the resolved defaults for the rest. */

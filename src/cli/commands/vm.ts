@@ -8,7 +8,7 @@ import { createContext, setExitCode } from '../context.js';
 import { execInVm } from '../guest-exec.js';
 import { runSsh, sshArgs } from '../guest-ssh.js';
 import { formatDuration, table } from '../render/text.js';
-import { addSpecOptions, createVm, noteEmulation, parseDiskSize, parseIntOption, parseMemory, type SpecOptions } from './vm-common.js';
+import { addSpecOptions, createVm, noteEmulation, parseDiskSize, parseIntOption, parseMemory, parseVcpu, type SpecOptions } from './vm-common.js';
 import { vmRunCommand } from './vm-run.js';
 import { workspaceCommand } from './workspace.js';
 
@@ -104,7 +104,7 @@ VMs are referred to by name or id, or a unique prefix of either.`,
   vm.command('set')
     .description('Change vcpu, memory or disk size (on the next start; the disk only grows) or NAT (at once)')
     .argument('<vm>', 'name or id')
-    .option('--vcpu <count>', 'virtual CPUs', parseIntOption(1, 64))
+    .option('--vcpu <count>', 'virtual CPUs', parseVcpu)
     .option('--memory <size>', 'memory in MiB or with a unit', parseMemory)
     .option('--disk-size <size>', 'work disk size (grow only)', parseDiskSize)
     .option('--nat', 'let the guest reach beyond the host (applied at once to a running VM)')

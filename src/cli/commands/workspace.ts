@@ -6,7 +6,8 @@ import { PassThrough, type Writable } from 'node:stream';
 import { Command, Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 
 import { BangerError } from '../../rpc/errors.js';
-import { WORKSPACE_MODES, type WorkspaceExportResult, type WorkspaceMode, type WorkspacePrepareResult } from '../../rpc/methods.js';
+import type { WorkspaceExportResult, WorkspacePrepareResult } from '../../rpc/methods.js';
+import { WORKSPACE_MODES, type WorkspaceMode } from '../../rpc/schemas.js';
 import { DEFAULT_GUEST_PATH, validateGuestPath } from '../../workspace/guest-path.js';
 import { SHALLOW_FETCH_DEPTH } from '../../workspace/modes.js';
 import type { RepoSnapshot } from '../../workspace/repo.js';

@@ -1,16 +1,11 @@
 import { randomInt } from 'node:crypto';
 
-import { BangerError } from '../../rpc/errors.js';
+import { VM_NAME } from '../../rpc/schemas.js';
+import { mustPass } from '../../rpc/validation.js';
 
-/** VM names are DNS labels: they become hostnames and `<name>.vm` records. */
-const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-
+/** VM names are DNS labels: they become hostnames and `<name>.vm` records (the rule: VM_NAME in src/rpc/schemas.ts). */
 export function validateVmName(name: string): void {
-  if (!DNS_LABEL.test(name)) {
-    throw new BangerError('ERR_INVALID_ARGUMENT', `"${name}" is not a valid VM name`, {
-      hint: 'use 1-63 lowercase letters, digits and dashes, starting and ending with a letter or digit (it becomes the hostname)',
-    });
-  }
+  mustPass(VM_NAME.check(name), 'the VM name');
 }
 
 const ADJECTIVES = [
