@@ -40,16 +40,16 @@ test('steps run in order, each reported as a stage', async () => {
   assert.deepEqual(stages, ['a', 'b']);
 });
 
-test('a failure rolls back the completed steps in reverse and rethrows', async () => {
+test('a failure rolls back the failed step (it may have done part of its work) and the completed ones, in reverse, and rethrows', async () => {
   const events: string[] = [];
   await assert.rejects(runSteps([step('a', events), step('b', events), step('c', events, { fail: true }), step('d', events)], context([])), /c failed/);
-  assert.deepEqual(events, ['run a', 'run b', 'run c', 'undo b', 'undo a']);
+  assert.deepEqual(events, ['run a', 'run b', 'run c', 'undo c', 'undo b', 'undo a']);
 });
 
 test('a rollback that fails does not stop the others', async () => {
   const events: string[] = [];
   await assert.rejects(runSteps([step('a', events), step('b', events, { rollbackFails: true }), step('c', events, { fail: true })], context([])), /c failed/);
-  assert.deepEqual(events, ['run a', 'run b', 'run c', 'undo b', 'undo a']);
+  assert.deepEqual(events, ['run a', 'run b', 'run c', 'undo c', 'undo b', 'undo a']);
 });
 
 test('a cancelled operation stops before the next step and rolls back', async () => {
