@@ -134,7 +134,11 @@ describe('host faults: VMM killed, disk full, corrupt handles, torn WAL', { time
         [vm.pid],
         `${how} handles.json: one QEMU, the original, runs on the VM's disks (vm start: ${start.stderr.trim()})`,
       );
-      assert.equal(shown.state, 'running', `${how} handles.json: the VM is still managed as running (last error: ${shown.lastError ?? 'none'})`);
+      assert.equal(
+        shown.state,
+        'running',
+        `${how} handles.json: the VM is still managed as running (last error: ${shown.lastError ?? 'none'}; vm start then said: ${start.stderr.trim()})`,
+      );
       assert.equal(shown.pid, vm.pid);
       assert.match(start.stderr, /error\[ERR_VM_RUNNING\]/);
       const exec = await world.run(['vm', 'exec', 'hdl', '--', 'true']);
