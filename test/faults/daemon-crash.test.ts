@@ -23,7 +23,7 @@ import { crashAt, createVm, faultWorld, listVms, pullImage, qemuOf, scrub, VM_ME
  * test/helpers/leaks.ts). One world (as root, its own bridge and subnet)
  * for the file; each case cleans up after itself.
  */
-describe('kill -9 of bangerd at each failpoint', { timeout: 1_500_000 }, () => {
+describe('kill -9 of bangerd at each failpoint', { timeout: 900_000 }, () => {
   let world: BangerWorld;
   before(async () => {
     world = await faultWorld();

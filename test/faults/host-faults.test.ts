@@ -16,12 +16,12 @@ import { createVm, faultWorld, listVms, pullImage, qemuOf, scrub } from './commo
 
 /**
  * Faults from outside banger: its VMM killed (while running, while
- * stopping), the disk filling up while a VM's disks are built, a VM's
- * handles.json corrupted, the store's WAL truncated. Each case ends with
+ * stopping), the disk filling up while a VM's disks are built, a guest that
+ * cannot boot, a VM's handles.json corrupted, the store's WAL truncated. Each case ends with
  * the leak check (test/helpers/leaks.ts). One world (as root, its own bridge
  * and subnet) for the file; each case cleans up after itself.
  */
-describe('host faults: VMM killed, disk full, corrupt handles, torn WAL', { timeout: 1_500_000 }, () => {
+describe('host faults: VMM killed, disk full, guest that cannot boot, corrupt handles, torn WAL', { timeout: 900_000 }, () => {
   let world: BangerWorld;
   before(async () => {
     world = await faultWorld();
@@ -115,11 +115,42 @@ describe('host faults: VMM killed, disk full, corrupt handles, torn WAL', { time
     await assertNoLeaks(world, 'at the end');
   });
 
+  test('a guest that cannot boot: a failed start leaves a stopped VM and nothing else, a failed create leaves nothing', async () => {
+    // An image without an init: with --init systemd the guest cannot hand over and powers off.
+    const tree = join(world.root, 'broken-root');
+    mkdirSync(join(tree, 'etc'), { recursive: true });
+    writeFileSync(join(tree, 'etc', 'hostname'), 'broken\n');
+    const rootfs = join(world.root, 'broken.ext4');
+    execFileSync('mkfs.ext4', ['-q', '-F', '-d', tree, rootfs, '16M'], { stdio: 'pipe' });
+    await world.json(['image', 'register', 'broken', '--rootfs', rootfs, '--kernel', 'debian-bookworm-cloud']);
+
+    await createVm(world, 'noboot', { noStart: true, extra: ['--image', 'broken', '--init', 'systemd'] });
+    const start = await world.run(['vm', 'start', 'noboot'], { timeoutMs: 300_000 });
+    assert.equal(start.code, 1);
+    assert.match(start.stderr, /error\[ERR_VM_START_FAILED\]/);
+    assert.equal((await world.json<VmInfo>(['vm', 'show', 'noboot'])).state, 'stopped');
+    await assertNoLeaks(world, 'after the failed start');
+
+    const create = await world.run(['vm', 'create', '--name', 'nocreate', '--image', 'broken', '--init', 'systemd'], { timeoutMs: 300_000 });
+    assert.equal(create.code, 1);
+    assert.match(create.stderr, /error\[ERR_VM_START_FAILED\]/);
+    assert.equal(
+      (await listVms(world)).find((vm) => vm.name === 'nocreate'),
+      undefined,
+    );
+    await assertNoLeaks(world, 'after the failed create');
+    await world.json<VmInfo>(['vm', 'delete', 'noboot']);
+    await world.json(['image', 'delete', 'broken']);
+    await assertNoLeaks(world, 'at the end');
+  });
+
   test('a corrupt handles.json and a daemon restart: the running VM stays managed, and vm start never boots a second QEMU', async () => {
     const vm = await createVm(world, 'hdl');
     assert.ok(vm.pid !== null);
     const handles = join(world.layout.vmsDir, vm.id, VM_HANDLES);
     const original = readFileSync(handles);
+    /** VMMs the daemons of this world launched for the VM (each logs "vmm started"). */
+    const launches = (): number => world.logLines().filter((line) => line.msg === 'vmm started' && line.vm === 'hdl').length;
     for (const [how, corrupt] of [
       ['truncated', original.subarray(0, Math.floor(original.length / 2))],
       ['garbage', randomBytes(original.length)],
@@ -127,16 +158,15 @@ describe('host faults: VMM killed, disk full, corrupt handles, torn WAL', { time
       writeFileSync(handles, corrupt);
       await world.killDaemon();
       const shown = await world.json<VmInfo>(['vm', 'show', 'hdl']);
-      // What a user does with a VM shown stopped: start it. Never a second QEMU on the same disks.
+      // What a user does with a VM shown stopped: start it. It must be refused, without even trying to boot a second
+      // QEMU on the running VM's disks (QEMU's own image locking may stop that one; other VMMs have none).
+      const launchedBefore = launches();
       const start = await world.run(['vm', 'start', 'hdl'], { timeoutMs: 300_000 });
-      assert.deepEqual(
-        qemuOf(world, vm.id),
-        [vm.pid],
-        `${how} handles.json: one QEMU, the original, runs on the VM's disks (vm start: ${start.stderr.trim()})`,
-      );
+      assert.equal(launches(), launchedBefore, `${how} handles.json: vm start launched no second VMM (it said: ${start.stderr.trim()})`);
+      assert.match(start.stderr, /error\[ERR_VM_RUNNING\]/, 'vm start is refused: the VM runs');
+      assert.deepEqual(qemuOf(world, vm.id), [vm.pid], `${how} handles.json: one QEMU, the original, runs on the VM's disks`);
       assert.equal(shown.state, 'running', `${how} handles.json: the VM is still managed as running (last error: ${shown.lastError ?? 'none'})`);
       assert.equal(shown.pid, vm.pid);
-      assert.match(start.stderr, /error\[ERR_VM_RUNNING\]/);
       const exec = await world.run(['vm', 'exec', 'hdl', '--', 'true']);
       assert.equal(exec.code, 0, exec.stderr);
       await assertNoLeaks(world, `${how} handles.json, after the restart`);

@@ -21,7 +21,7 @@ const DB_ERROR = /SQLITE_[A-Z_]+|database is locked|database table is locked|dat
  * nothing is left after deleting the created VMs. One world (as root, its
  * own bridge and subnet).
  */
-describe('load: 20 concurrent creates and 8 concurrent vm run --rm', { timeout: 1_200_000 }, () => {
+describe('load: 20 concurrent creates and 8 concurrent vm run --rm', { timeout: 600_000 }, () => {
   let world: BangerWorld;
   before(async () => {
     world = await faultWorld();

@@ -24,7 +24,7 @@ const BATCH = 5;
  * and nothing is orphaned. First, a self-test of the leak checker the whole
  * fault suite relies on. One world (as root, its own bridge and subnet).
  */
-describe('daemon restart with ten VMs running', { timeout: 1_200_000 }, () => {
+describe('daemon restart with ten VMs running', { timeout: 600_000 }, () => {
   let world: BangerWorld;
   before(async () => {
     world = await faultWorld();

@@ -200,6 +200,8 @@ export async function findLeaks(world: BangerWorld): Promise<Leak[]> {
     if (!runningTaps.has(tap) && !idle.has(tap))
       leak('tap', `tap ${tap} is used by no running VM and is not an idle tap of the pool (pool idle: ${[...idle].join(', ') || 'none'})`);
   }
+  if (pool !== undefined && pool.idle.length > pool.size)
+    leak('tap', `the pool holds ${pool.idle.length} idle taps, more than its size (${pool.size}): ${pool.idle.join(', ')}`);
   for (const tap of pool?.inUse ?? []) {
     if (!runningTaps.has(tap)) leak('tap', `the pool counts tap ${tap} as in use, but no running VM's qemu uses it`);
   }
