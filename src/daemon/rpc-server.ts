@@ -1,22 +1,26 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 
 import {
   createMessageConnection,
+  ErrorCodes,
   ResponseError,
-  SocketMessageReader,
-  SocketMessageWriter,
+  StreamMessageWriter,
   type CancellationToken,
   type MessageConnection,
+  type ResponseMessage,
 } from 'vscode-jsonrpc/node';
 
 import { BangerError, toBangerError } from '../rpc/errors.js';
 import { methods, PROGRESS_NOTIFICATION, type MethodKey, type ParamsOf, type ProgressEvent, type ResultOf } from '../rpc/methods.js';
 import { STREAM_FIRST_BYTE } from '../rpc/stream.js';
+import { describeValue } from '../rpc/validation.js';
 import { encodeError } from '../rpc/wire.js';
 import type { OpContext } from '../services/op-context.js';
 import type { Logger } from './logger.js';
+import { CheckedMessageReader } from './message-reader.js';
 import type { StreamHub } from './stream-hub.js';
 
 export type { OpContext };
@@ -24,6 +28,9 @@ export type { OpContext };
 export type DaemonHandlers = {
   [K in MethodKey]: (params: ParamsOf<K>, ctx: OpContext) => Promise<ResultOf<K>>;
 };
+
+/** Method keys by wire name. A Map: a name such as "constructor" must not find an Object.prototype member. */
+const METHOD_KEYS = new Map<string, MethodKey>((Object.keys(methods) as MethodKey[]).map((key) => [methods[key].name, key]));
 
 /** Methods polled on every CLI call; logged at debug so they don't drown the log. */
 const QUIET_METHODS = new Set<string>([methods.ping.name]);
@@ -42,7 +49,7 @@ export class RpcServer {
   readonly #server: Server;
   readonly #handlers: DaemonHandlers;
   readonly #log: Logger;
-  readonly #connections = new Set<{ socket: Socket; connection: MessageConnection }>();
+  readonly #connections = new Set<{ socket: Duplex; connection: MessageConnection }>();
   readonly #inFlight = new Set<InFlight>();
   readonly #streams: StreamHub;
   /** Connected sockets that have not said yet whether they speak JSON-RPC or carry a stream. */
@@ -128,43 +135,69 @@ export class RpcServer {
         return;
       }
       socket.unshift(first);
-      this.#accept(socket);
+      this.serveConnection(socket);
       socket.resume();
     });
   }
 
-  #accept(socket: Socket): void {
-    const connection = createMessageConnection(new SocketMessageReader(socket), new SocketMessageWriter(socket));
+  /**
+   * Serves JSON-RPC on a connection known to speak it: the socket path comes
+   * here once routed, and tests drive it with an in-memory stream.
+   */
+  serveConnection(socket: Duplex): void {
+    const writer = new StreamMessageWriter(socket);
+    // Answers to messages the reader refuses; a connection broken by bad framing is closed only after they are written.
+    let refusals: Promise<void> = Promise.resolve();
+    const reader = new CheckedMessageReader(socket, (refusal) => {
+      this.#log.warn({ code: refusal.code, reason: refusal.message }, 'refused a message');
+      const reply: ResponseMessage = { jsonrpc: '2.0', id: refusal.id, error: { code: refusal.code, message: refusal.message } };
+      refusals = refusals.then(() => writer.write(reply)).catch(() => undefined);
+    });
+    reader.onError((error) => {
+      this.#log.warn({ err_message: error.message }, 'closing a connection that cannot be read');
+      void refusals.then(() => socket.destroy());
+    });
+    const connection = createMessageConnection(reader, writer);
     const entry = { socket, connection };
     const requests = new Set<AbortController>();
+    // Set once the client is gone. A request read before its client went but
+    // not yet dispatched (vscode-jsonrpc dispatches from a queue) must not run
+    // as if someone were waiting for it.
+    let closed = false;
     this.#connections.add(entry);
     socket.on('error', () => undefined);
     connection.onClose(() => {
+      closed = true;
       this.#connections.delete(entry);
       for (const controller of requests) controller.abort(disconnectedError());
     });
-    for (const key of Object.keys(methods) as MethodKey[]) {
-      connection.onRequest(methods[key].name, (params: unknown, token: CancellationToken) => {
-        const controller = new AbortController();
-        token.onCancellationRequested(() => {
-          controller.abort(new BangerError('ERR_CANCELLED', 'request cancelled by the client'));
-        });
-        requests.add(controller);
-        // Registered before the handler runs, so a request counts itself (ping's inFlight includes it).
-        let finished!: () => void;
-        const inFlight: InFlight = { controller, done: new Promise<void>((resolve) => (finished = resolve)) };
-        this.#inFlight.add(inFlight);
-        const result = this.#serve(key, params, controller, connection);
-        void result
-          .catch(() => undefined)
-          .then(() => {
-            this.#inFlight.delete(inFlight);
-            requests.delete(controller);
-            finished();
-          });
-        return result;
+    // One handler for every method: vscode-jsonrpc hands it the raw params. A
+    // per-method handler would get positional params spread as arguments and,
+    // with params left out, the cancellation token in their place.
+    connection.onRequest((method: string, params: unknown, token: CancellationToken) => {
+      const key = METHOD_KEYS.get(method);
+      if (key === undefined) return Promise.reject(new ResponseError(ErrorCodes.MethodNotFound, `unknown method ${describeValue(method)}`));
+      const controller = new AbortController();
+      if (closed) controller.abort(disconnectedError());
+      else if (token.isCancellationRequested) controller.abort(cancelledError());
+      token.onCancellationRequested(() => {
+        controller.abort(cancelledError());
       });
-    }
+      requests.add(controller);
+      // Registered before the handler runs, so a request counts itself (ping's inFlight includes it).
+      let finished!: () => void;
+      const inFlight: InFlight = { controller, done: new Promise<void>((resolve) => (finished = resolve)) };
+      this.#inFlight.add(inFlight);
+      const result = this.#serve(key, params, controller, connection);
+      void result
+        .catch(() => undefined)
+        .then(() => {
+          this.#inFlight.delete(inFlight);
+          requests.delete(controller);
+          finished();
+        });
+      return result;
+    });
     connection.listen();
   }
 
@@ -177,7 +210,7 @@ export class RpcServer {
     if (quiet) log.debug('request started');
     else log.info('request started');
     const handler = this.#handlers[key] as (params: unknown, ctx: OpContext) => Promise<unknown>;
-    const token = (params as { progressToken?: unknown } | undefined)?.progressToken;
+    const token = progressTokenOf(params);
     let lastStage: string | undefined;
     const progress: OpContext['progress'] = (stage, detail, counts) => {
       if (stage !== lastStage) log.info({ stage, detail }, 'progress');
@@ -191,7 +224,10 @@ export class RpcServer {
       void connection.sendNotification(PROGRESS_NOTIFICATION, event).catch(() => undefined);
     };
     try {
-      const result = await handler(params ?? {}, { opId, signal: controller.signal, log, progress });
+      // Cancelled before it started (its client is gone, or cancelled it while it was queued): the handler never runs.
+      controller.signal.throwIfAborted();
+      // Params left out are checked as {} (see parseParams); anything else as sent.
+      const result = await handler(params, { opId, signal: controller.signal, log, progress });
       const ms = Math.round(performance.now() - started);
       if (quiet) log.debug({ ms }, 'request finished');
       else log.info({ ms }, 'request finished');
@@ -211,7 +247,7 @@ export class RpcServer {
 const SOCKET_CLOSE_TIMEOUT_MS = 1000;
 
 /** Ends the socket after pending writes flush; destroys it if the peer does not close in time. */
-function closeGracefully(connection: MessageConnection, socket: Socket): Promise<void> {
+function closeGracefully(connection: MessageConnection, socket: Duplex): Promise<void> {
   if (socket.destroyed) {
     connection.dispose();
     return Promise.resolve();
@@ -227,6 +263,15 @@ function closeGracefully(connection: MessageConnection, socket: Socket): Promise
     });
     socket.end();
   });
+}
+
+/** The progress token a request's params carry, if any (they are checked only once the handler runs). */
+function progressTokenOf(params: unknown): unknown {
+  return typeof params === 'object' && params !== null && !Array.isArray(params) ? (params as { progressToken?: unknown }).progressToken : undefined;
+}
+
+function cancelledError(): BangerError {
+  return new BangerError('ERR_CANCELLED', 'request cancelled by the client');
 }
 
 function disconnectedError(): BangerError {

@@ -2,9 +2,9 @@ import { join } from 'node:path';
 
 import { VM_CONSOLE_LOG } from '../config/filenames.js';
 import type { VmInfo } from '../rpc/methods.js';
+import { LOG_LINES_DEFAULT } from '../rpc/schemas.js';
 import { readConsoleTail } from '../services/vm/console-log.js';
 import type { VmService, VmView } from '../services/vm/vm-service.js';
-import { optionalInteger, requireString } from './params.js';
 import type { DaemonHandlers } from './rpc-server.js';
 
 export type VmHandlers = Pick<
@@ -29,7 +29,7 @@ export function vmInfo(view: VmView): VmInfo {
   };
 }
 
-/** VM methods; params arrive checked against their schemas (see withCheckedParams), except vm.logs', which checks its own. */
+/** VM methods; params arrive checked against their schemas (see withCheckedParams). */
 export function createVmHandlers(vms: VmService): VmHandlers {
   const byRef = async (ref: string, op: (ref: string) => Promise<unknown>): Promise<VmInfo> => {
     await op(ref);
@@ -71,9 +71,9 @@ export function createVmHandlers(vms: VmService): VmHandlers {
       const vm = await vms.set(ref, changes);
       return vmInfo(await vms.show(vm.id));
     },
-    vmLogs: async (params) => {
-      const view = await vms.show(requireString(params, 'ref'));
-      return { lines: readConsoleTail(join(vms.vmDir(view.vm), VM_CONSOLE_LOG), optionalInteger(params, 'lines') ?? 100) };
+    vmLogs: async ({ ref, lines = LOG_LINES_DEFAULT }) => {
+      const view = await vms.show(ref);
+      return { lines: readConsoleTail(join(vms.vmDir(view.vm), VM_CONSOLE_LOG), lines) };
     },
     vmSshTarget: async (params) => {
       const target = await vms.sshTarget(params.ref);

@@ -17,6 +17,8 @@ import { isIP } from 'node:net';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 
 import { BangerError, hasErrnoCode } from '../rpc/errors.js';
+import { VM_NAME } from '../rpc/schemas.js';
+import { describeValue } from '../rpc/validation.js';
 
 /**
  * `ssh root@<name>.vm` with the plain system ssh. banger keeps its own
@@ -41,8 +43,6 @@ export const VM_HOST_SUFFIX = '.vm';
 export const BLOCK_START = '# >>> banger >>>';
 export const BLOCK_END = '# <<< banger <<<';
 
-const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-
 /** The user's ssh config, as OpenSSH finds it for `home`. */
 export function userSshConfigPath(home: string): string {
   return join(home, '.ssh', 'config');
@@ -61,7 +61,8 @@ export function renderSshConfig(options: { keyPath: string; knownHosts: string; 
     '',
   ];
   for (const host of [...options.hosts].sort((a, b) => a.name.localeCompare(b.name))) {
-    if (!DNS_LABEL.test(host.name)) throw new BangerError('ERR_SSH_CONFIG', `"${host.name}" cannot be an ssh_config host name`);
+    // A VM name is a DNS label; anything else could inject ssh_config directives.
+    if (!VM_NAME.check(host.name).ok) throw new BangerError('ERR_SSH_CONFIG', `${describeValue(host.name)} cannot be an ssh_config host name`);
     if (isIP(host.ip) === 0) throw new BangerError('ERR_SSH_CONFIG', `"${host.ip}" (VM ${host.name}) is not an IP address`);
     lines.push(`Host ${host.name}${VM_HOST_SUFFIX}`, `  HostName ${host.ip}`, '');
   }

@@ -21,14 +21,15 @@ test('valid params come back typed, with only the known fields', () => {
   assert.deepEqual(parseParams('vmShow', { ref: 'box', progressToken: 'abc123' }), { ref: 'box', progressToken: 'abc123' });
 });
 
-test('absent params are an empty object (JSON-RPC allows leaving them out)', () => {
+test('absent params are checked as an empty object (JSON-RPC allows leaving them out)', () => {
   assert.deepEqual(parseParams('ping', undefined), {});
-  assert.deepEqual(parseParams('vmList', null), {});
   assert.throws(() => parseParams('vmShow', undefined), invalid(/^param "ref" is required$/));
 });
 
-test('params must be an object', () => {
+test('params must be an object: positional params and null are refused', () => {
   assert.throws(() => parseParams('vmShow', ['box']), invalid(/^vm\.show takes named params \(a JSON object\), got an array$/));
+  assert.throws(() => parseParams('vmDelete', [{ ref: 'box' }]), invalid(/takes named params \(a JSON object\), got an array$/));
+  assert.throws(() => parseParams('vmList', null), invalid(/takes named params \(a JSON object\), got null$/));
   assert.throws(() => parseParams('vmShow', 'box'), invalid(/got "box"$/));
 });
 
@@ -66,9 +67,19 @@ test('vm.exec: argv and terminal', () => {
   assert.throws(() => parseParams('vmExec', { ...base, tty: { cols: 'wide', rows: 24, term: 'x' } }), invalid(/^param "tty" field "cols" must be an integer/));
 });
 
-test('paramNames lists what a method takes; vm.logs still checks its own', () => {
+test('paramNames lists what a method takes', () => {
   assert.deepEqual(paramNames('kernelShow'), ['ref']);
   assert.deepEqual(paramNames('workspaceExport'), ['ref', 'streamToken', 'baseCommit', 'stat']);
-  assert.equal(paramNames('vmLogs'), undefined);
-  assert.deepEqual(parseParams('vmLogs', { ref: 'box', lines: 5, anything: true }), { ref: 'box', lines: 5, anything: true });
+  assert.deepEqual(paramNames('vmLogs'), ['ref', 'lines', 'progressToken']);
+});
+
+test('vm.logs: a ref, and optionally how many lines', () => {
+  assert.deepEqual(parseParams('vmLogs', { ref: 'box' }), { ref: 'box' });
+  assert.deepEqual(parseParams('vmLogs', { ref: 'box', lines: 100_000 }), { ref: 'box', lines: 100_000 });
+  assert.throws(() => parseParams('vmLogs', { lines: 5 }), invalid(/^param "ref" is required$/));
+  assert.throws(() => parseParams('vmLogs', { ref: 'box', lines: 0 }), invalid(/^param "lines" must be an integer from 1 to 100000, got 0$/));
+  assert.throws(() => parseParams('vmLogs', { ref: 'box', lines: 100_001 }), invalid(/^param "lines" must be an integer from 1 to 100000/));
+  assert.throws(() => parseParams('vmLogs', { ref: 'box', lines: 2.5 }), invalid(/^param "lines" must be an integer/));
+  assert.throws(() => parseParams('vmLogs', { ref: 'box', lines: '5' }), invalid(/^param "lines" must be an integer/));
+  assert.throws(() => parseParams('vmLogs', { ref: 'box', follow: true }), invalid(/^unknown param "follow" for vm\.logs$/));
 });

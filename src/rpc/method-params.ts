@@ -21,6 +21,7 @@ import {
   IMAGE_NAME,
   INIT_MODE,
   KERNEL_NAME,
+  LOG_LINES,
   MEMORY_MIB,
   NETWORK_MODE,
   PROGRESS_TOKEN,
@@ -54,14 +55,7 @@ export type ParamsSchema<P> = { readonly [F in keyof P]-?: FieldFor<P, F> };
 const required = <T>(rule: Rule<T>): RequiredField<T> => ({ rule, optional: false });
 const optional = <T>(rule: Rule<T>): OptionalField<T> => ({ rule, optional: true });
 
-/**
- * Marks a method whose handler still checks its own params. vm.logs: its
- * handler and params are being reworked separately; give it a schema here
- * when that lands.
- */
-const CHECKED_BY_HANDLER = 'checked-by-handler';
-
-type MethodSchemas = { readonly [K in MethodKey]: ParamsSchema<ParamsOf<K>> | typeof CHECKED_BY_HANDLER };
+type MethodSchemas = { readonly [K in MethodKey]: ParamsSchema<ParamsOf<K>> };
 
 const progressToken = optional(PROGRESS_TOKEN);
 const ref = required(REF);
@@ -132,7 +126,7 @@ export const METHOD_PARAMS: MethodSchemas = {
   vmKill: byRef,
   vmDelete: byRef,
   vmSet: { ref, vcpu: optional(VCPU), memoryMiB: optional(MEMORY_MIB), diskSizeBytes: optional(DISK_SIZE_BYTES), nat: optional(boolean) },
-  vmLogs: CHECKED_BY_HANDLER,
+  vmLogs: { ref, lines: optional(LOG_LINES), progressToken },
   vmSshTarget: byRef,
   vmExec: {
     ref,
@@ -159,18 +153,18 @@ export const METHOD_PARAMS: MethodSchemas = {
 /**
  * The params of a call to `key`, checked against its schema and typed; only
  * known fields are kept. Absent params (JSON-RPC allows leaving them out) are
- * `{}`. Throws ERR_INVALID_ARGUMENT naming the param at fault.
+ * checked as `{}`, so a required one is reported missing by name; anything
+ * else that is not an object (positional params, null) is refused. Throws
+ * ERR_INVALID_ARGUMENT naming the param at fault.
  */
 export function parseParams<K extends MethodKey>(key: K, raw: unknown): ParamsOf<K> {
-  const schema = METHOD_PARAMS[key];
-  if (schema === CHECKED_BY_HANDLER) return (raw ?? {}) as ParamsOf<K>;
-  return parseFields(methods[key].name, schema, raw ?? {}) as ParamsOf<K>;
+  const schema: Record<string, RequiredField<unknown> | OptionalField<unknown>> = METHOD_PARAMS[key];
+  return parseFields(methods[key].name, schema, raw === undefined ? {} : raw) as ParamsOf<K>;
 }
 
-/** The names of the params `key` takes (for messages and an SDK's docs); undefined while its handler checks them. */
-export function paramNames(key: MethodKey): string[] | undefined {
-  const schema = METHOD_PARAMS[key];
-  return schema === CHECKED_BY_HANDLER ? undefined : Object.keys(schema);
+/** The names of the params `key` takes (for messages and an SDK's docs). */
+export function paramNames(key: MethodKey): string[] {
+  return Object.keys(METHOD_PARAMS[key]);
 }
 
 function parseFields(owner: string, schema: Record<string, RequiredField<unknown> | OptionalField<unknown>>, raw: unknown): object {

@@ -216,6 +216,11 @@ export interface VmRefParams extends ProgressParams {
   ref: string;
 }
 
+export interface VmLogsParams extends VmRefParams {
+  /** How many lines from the end of the console, 1 to 100000 (LOG_LINES); LOG_LINES_DEFAULT when left out. */
+  lines?: number;
+}
+
 export interface VmCreateParams extends ProgressParams, Omit<VmSpecInfo, 'nat' | 'network'>, Partial<Pick<VmSpecInfo, 'nat' | 'network'>> {
   name?: string;
   image?: string;
@@ -353,7 +358,7 @@ export const methods = {
   vmDelete: method<VmRefParams, VmInfo>('vm.delete'),
   /** Applies on the next start; the disk only grows. */
   vmSet: method<VmSetParams, VmInfo>('vm.set'),
-  vmLogs: method<VmRefParams & { lines: number }, { lines: string[] }>('vm.logs'),
+  vmLogs: method<VmLogsParams, { lines: string[] }>('vm.logs'),
   /** Where and how to reach a running VM with the system ssh (host key already pinned). */
   vmSshTarget: method<VmRefParams, VmSshTarget>('vm.sshTarget'),
   /**

@@ -159,5 +159,10 @@ export const TTY_TERM: Rule<string> = {
 };
 export const TERM_NAME = /^[A-Za-z0-9._+-]{1,64}$/;
 
+/** How many lines of a VM's console `vm logs` shows (the last ones). */
+export const LOG_LINES = integer(1, 100_000);
+/** What `vm logs` shows when not told. */
+export const LOG_LINES_DEFAULT = 100;
+
 /** How long `debug.sleep` may hold a request open. */
 export const SLEEP_MS = integer(0, 10 * 60 * 1000);

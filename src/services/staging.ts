@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { STAGING_PREFIX } from '../config/filenames.js';
@@ -17,22 +17,36 @@ export async function publishStaged<T, R>(
   record: (final: string, built: T) => R,
   signal?: AbortSignal,
 ): Promise<R> {
-  mkdirSync(parent, { recursive: true, mode: 0o700 });
+  const createdParent = mkdirSync(parent, { recursive: true, mode: 0o700 }) !== undefined;
   const staging = join(parent, `${STAGING_PREFIX}${id}`);
   const final = join(parent, id);
   mkdirSync(staging);
+  let published = false;
   try {
     const built = await build(staging);
     signal?.throwIfAborted();
     renameSync(staging, final);
     try {
-      return record(final, built);
+      const result = record(final, built);
+      published = true;
+      return result;
     } catch (error) {
       rmSync(final, { recursive: true, force: true });
       throw error;
     }
   } finally {
     rmSync(staging, { recursive: true, force: true });
+    // A failed first build leaves no empty parent behind either. rmdir only removes an empty
+    // dir, so a build running beside this one (its staging dir inside) keeps the parent.
+    if (!published && createdParent) removeIfEmpty(parent);
+  }
+}
+
+function removeIfEmpty(dir: string): void {
+  try {
+    rmdirSync(dir);
+  } catch {
+    // Not empty (another build uses it) or already gone: either way nothing to undo.
   }
 }
 

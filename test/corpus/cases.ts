@@ -46,6 +46,8 @@ export interface RpcCase {
   send: RpcSend[];
   then?: Then;
   expect: RpcExpect;
+  /** Text the error message must contain (when the case has no defect). */
+  message?: string;
   defect?: KnownDefect<RpcExpect>;
 }
 

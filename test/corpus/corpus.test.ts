@@ -79,7 +79,12 @@ async function runRpc(t: TestContext, c: RpcCase): Promise<void> {
     await corpus.inFlight(2);
   });
   if (then === 'probe') assert.ok(ex.probeAnswered, 'a ping sent after the case on the same connection is answered');
-  if (then === 'probe' || then === 'hang-up') judge(t, c.expect, outcomeOf(ex), c.defect);
+  if (then === 'dropped') assert.ok(ex.closed && !ex.probeAnswered, 'the daemon closed the connection without reading on');
+  if (then === 'probe' || then === 'dropped' || then === 'hang-up') judge(t, c.expect, outcomeOf(ex), c.defect);
+  if (c.message !== undefined && c.defect === undefined) {
+    const message = ex.replies[0]?.error?.message ?? '';
+    assert.ok(message.includes(c.message), `message ${JSON.stringify(message)} mentions ${c.message}`);
+  }
 }
 
 async function runConfig(c: ConfigCase): Promise<void> {

@@ -18,14 +18,17 @@ export interface Reply {
  * What to do after sending a case's bytes:
  * - `probe`: send a ping on the same connection and read until it is answered
  *   (or the daemon closes): every reply before it belongs to the case;
+ * - `dropped`: send a ping as for `probe`, keep our side open and read until
+ *   the daemon closes (for bytes that leave the connection unusable: the
+ *   daemon must hang up rather than wait in silence, and not answer the ping);
  * - `hang-up`: close our sending side and read until the daemon closes (for
- *   bytes that leave the connection unusable: the probe would never be read);
+ *   bytes whose connection the daemon hands elsewhere, as a stream's);
  * - `disconnect`: drop the connection as soon as the bytes are sent (a client
  *   that goes away mid-request; the daemon may not have read them yet);
  * - `disconnect-in-flight`: drop it once the daemon serves the request
  *   (`inFlight` resolves), so its cancellation is what the case exercises.
  */
-export type Then = 'probe' | 'hang-up' | 'disconnect' | 'disconnect-in-flight';
+export type Then = 'probe' | 'dropped' | 'hang-up' | 'disconnect' | 'disconnect-in-flight';
 
 export interface Exchange {
   /** Replies to anything but the probe, in arrival order. */
@@ -93,7 +96,7 @@ export function exchange(socketPath: string, chunks: readonly Buffer[], then: Th
     });
     socket.once('connect', () => {
       for (const chunk of chunks) socket.write(chunk);
-      if (then === 'probe') socket.write(request(PROBE_ID, 'daemon.ping', {}));
+      if (then === 'probe' || then === 'dropped') socket.write(request(PROBE_ID, 'daemon.ping', {}));
       else if (then === 'hang-up') socket.end();
       else {
         const waited = then === 'disconnect-in-flight' && inFlight !== undefined ? inFlight() : Promise.resolve();

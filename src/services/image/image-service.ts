@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import * as names from '../../config/filenames.js';
 import type { Layout } from '../../config/paths.js';
 import { BangerError } from '../../rpc/errors.js';
+import { IMAGE_NAME } from '../../rpc/schemas.js';
+import { mustPass } from '../../rpc/validation.js';
 import type { ImageRecord, ImagesRepo, ImageSpec } from '../../store/images-repo.js';
 import { newId, resolveRef } from '../../store/records.js';
 import type { KernelService } from '../kernel/kernel-service.js';
@@ -37,7 +39,6 @@ export interface ImageServiceDeps {
   catalog?: readonly ImageCatalogEntry[];
 }
 
-const NAME_PATTERN = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
 const EXT4_MAGIC_OFFSET = 1024 + 0x38;
 
 /**
@@ -147,9 +148,7 @@ export class ImageService {
 
   /** Registers an ext4 root filesystem where it lies, with a kernel to boot it. */
   register(name: string, rootfs: string, kernelRef: string): ImageRecord {
-    if (!NAME_PATTERN.test(name)) {
-      throw new BangerError('ERR_INVALID_ARGUMENT', `"${name}" is not a valid image name`, { hint: 'use lowercase letters, digits, dots and dashes' });
-    }
+    mustPass(IMAGE_NAME.check(name), 'image name');
     if (this.#deps.images.getByName(name) !== undefined) {
       throw new BangerError('ERR_ALREADY_EXISTS', `an image named "${name}" already exists`, {
         hint: `delete it first with \`banger image delete ${name}\`, or pick another name`,

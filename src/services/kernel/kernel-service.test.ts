@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -172,4 +172,28 @@ test('once every caller has cancelled, the download is dropped', async () => {
   await held.closed;
   assert.deepEqual(service.list(), []);
   assert.ok(!existsSync(layout.kernelsDir) || readdirSync(layout.kernelsDir).length === 0);
+});
+
+test('import refuses paths that are not a kernel file and a module dir before reading or creating anything', async () => {
+  const { service, layout } = setup('unused');
+  const dir = join(root, 'import-paths');
+  mkdirSync(dir);
+  const file = join(dir, 'vmlinuz');
+  writeFileSync(file, 'not a kernel');
+  const refused: [string, string, string | undefined, RegExp][] = [
+    ['ERR_INVALID_ARGUMENT', dir, undefined, /\(the kernel image\) is a directory, not a regular file$/],
+    ['ERR_INVALID_ARGUMENT', '/dev/zero', undefined, /^\/dev\/zero \(the kernel image\) is a device, not a regular file$/],
+    ['ERR_INVALID_ARGUMENT', file, file, /\(the module tree\) is a regular file, not a directory$/],
+    ['ERR_NOT_FOUND', join(dir, 'missing'), undefined, /does not exist$/],
+    ['ERR_NOT_FOUND', file, join(dir, 'missing'), /does not exist$/],
+    ['ERR_NOT_FOUND', join(file, 'below-a-file'), undefined, /does not exist$/],
+  ];
+  for (const [code, kernel, modules, message] of refused) {
+    await assert.rejects(service.import('fresh', kernel, modules, caller().ctx), hasCode(code, message), `${kernel} ${modules ?? ''}`);
+  }
+  await assert.rejects(service.import('Fresh', file, undefined, caller().ctx), hasCode('ERR_INVALID_ARGUMENT', /^"Fresh" is not a valid kernel name$/));
+  assert.equal(existsSync(layout.kernelsDir), false, 'no kernels dir was made');
+  // A regular file gets as far as the build, which fails; that first failed import leaves no kernels dir either.
+  await assert.rejects(service.import('fresh', file, undefined, caller().ctx), hasCode('ERR_INVALID_ARGUMENT', /cannot extract vmlinux/));
+  assert.equal(existsSync(layout.kernelsDir), false, 'no empty kernels dir is left');
 });

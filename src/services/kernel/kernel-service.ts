@@ -1,11 +1,13 @@
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, copyFileSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 
 import * as names from '../../config/filenames.js';
 import type { Layout } from '../../config/paths.js';
 import { buildInitramfs, initScriptHash } from '../../guest/initramfs.js';
 import { findExecutable, isStaticElf } from '../../host/executables.js';
-import { BangerError } from '../../rpc/errors.js';
+import { BangerError, hasErrnoCode } from '../../rpc/errors.js';
+import { KERNEL_NAME } from '../../rpc/schemas.js';
+import { mustPass } from '../../rpc/validation.js';
 import type { KernelsRepo, KernelRecord, KernelSpec } from '../../store/kernels-repo.js';
 import { newId, resolveRef } from '../../store/records.js';
 import type { OpContext } from '../op-context.js';
@@ -33,8 +35,6 @@ export interface KernelFiles {
   vmlinux: string;
   initramfs: string;
 }
-
-const NAME_PATTERN = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
 
 /**
  * Kernels: fetched from the catalog (a Debian package, verified through the
@@ -153,17 +153,17 @@ export class KernelService {
 
   /** Imports a kernel from files: a bzImage or vmlinux, and optionally its module tree. */
   async import(name: string, kernelPath: string, modulesDir: string | undefined, ctx: OpContext): Promise<KernelRecord> {
-    if (!NAME_PATTERN.test(name)) {
-      throw new BangerError('ERR_INVALID_ARGUMENT', `"${name}" is not a valid kernel name`, { hint: 'use lowercase letters, digits, dots and dashes' });
-    }
+    mustPass(KERNEL_NAME.check(name), 'kernel name');
     if (this.#deps.kernels.getByName(name) !== undefined) {
       throw new BangerError('ERR_ALREADY_EXISTS', `a kernel named "${name}" already exists`, {
         hint: `delete it first with \`banger kernel delete ${name}\`, or pick another name`,
       });
     }
-    for (const path of [kernelPath, ...(modulesDir === undefined ? [] : [modulesDir])]) {
-      if (!existsSync(path)) throw new BangerError('ERR_NOT_FOUND', `${path} does not exist`, { hint: 'paths are read by the daemon; pass absolute paths' });
-    }
+    // Checked before anything is read or created: a directory would fail as EISDIR deep in the
+    // build (ERR_INTERNAL), and a device such as /dev/zero would be read until memory runs out.
+    checkImportPath(kernelPath, 'file', 'the kernel image', 'pass the kernel file itself (a bzImage or vmlinux), e.g. /boot/vmlinuz-<release>');
+    if (modulesDir !== undefined)
+      checkImportPath(modulesDir, 'directory', 'the module tree', "pass the kernel's module directory, e.g. /lib/modules/<release>");
     return this.#publish(name, 'import', null, ctx, (staging) => this.#assemble(staging, kernelPath, modulesDir, ctx));
   }
 
@@ -263,6 +263,49 @@ export class KernelService {
   sweepStaging(): void {
     sweepStaging(this.#deps.layout.kernelsDir);
   }
+}
+
+/**
+ * Refuses an import path that does not exist (ERR_NOT_FOUND), is not a
+ * `kind` or cannot be read by the daemon (ERR_INVALID_ARGUMENT). Symlinks
+ * are followed: /boot/vmlinuz is often one.
+ */
+function checkImportPath(path: string, kind: 'file' | 'directory', what: string, hint: string): void {
+  let stats: Stats;
+  try {
+    stats = statSync(path);
+  } catch (error) {
+    if (hasErrnoCode(error, 'ENOENT') || hasErrnoCode(error, 'ENOTDIR')) {
+      throw new BangerError('ERR_NOT_FOUND', `${path} does not exist`, { hint: 'paths are read by the daemon; pass absolute paths' });
+    }
+    throw unreadable(path, what, error);
+  }
+  const isKind = kind === 'file' ? stats.isFile() : stats.isDirectory();
+  if (!isKind)
+    throw new BangerError('ERR_INVALID_ARGUMENT', `${path} (${what}) is ${describeKind(stats)}, not a ${kind === 'file' ? 'regular file' : 'directory'}`, {
+      hint,
+    });
+  try {
+    accessSync(path, kind === 'file' ? constants.R_OK : constants.R_OK | constants.X_OK);
+  } catch (error) {
+    throw unreadable(path, what, error);
+  }
+}
+
+function unreadable(path: string, what: string, cause: unknown): BangerError {
+  return new BangerError('ERR_INVALID_ARGUMENT', `${path} (${what}) cannot be read by the daemon`, {
+    hint: 'the daemon runs as you: check its permissions',
+    cause,
+  });
+}
+
+function describeKind(stats: Stats): string {
+  if (stats.isDirectory()) return 'a directory';
+  if (stats.isFile()) return 'a regular file';
+  if (stats.isCharacterDevice() || stats.isBlockDevice()) return 'a device';
+  if (stats.isFIFO()) return 'a pipe';
+  if (stats.isSocket()) return 'a socket';
+  return 'an unusual file';
 }
 
 /** The host's busybox, which must be statically linked to run inside the initramfs. */

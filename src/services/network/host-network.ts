@@ -6,6 +6,7 @@ import { buildInfo } from '../../build-info.js';
 import type { NetworkSettings } from '../../config/schema.js';
 import type { PrivilegedOps } from '../../root-helper/privileged-ops.js';
 import { BangerError } from '../../rpc/errors.js';
+import type { NetworkMode } from '../../rpc/schemas.js';
 import { TapPool, type PoolStatus } from './tap-pool.js';
 
 /** A VM's place on the network while it runs. */
@@ -17,8 +18,8 @@ export interface VmAttachment {
   network: VmNetworkName;
 }
 
-export type VmNetworkName = 'isolated' | 'shared';
-export const VM_NETWORKS: readonly VmNetworkName[] = ['isolated', 'shared'];
+/** The networks a VM can be on: NETWORK_MODES, the rule the CLI, config and RPC params check. */
+export type VmNetworkName = NetworkMode;
 
 export interface NetworkStatus {
   /** Who performs the privileged changes: the root helper, or this (root) daemon itself. */
