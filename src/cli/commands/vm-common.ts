@@ -3,7 +3,7 @@ import { InvalidArgumentError, Option, type CommandUnknownOpts } from '@commande
 import { formatSpec } from '../../config/vm-defaults.js';
 import type { VmInfo } from '../../rpc/methods.js';
 import { DISK_SIZE_BYTES, INIT_MODES, MEMORY_MIB, NETWORK_MODES, VCPU, type InitMode, type NetworkMode } from '../../rpc/schemas.js';
-import { integer, type TextRule } from '../../rpc/validation.js';
+import type { TextRule } from '../../rpc/validation.js';
 import type { CliContext } from '../context.js';
 
 /** Option parsers and the create path shared by `vm create`, `vm run` and `vm set`. */
@@ -21,10 +21,6 @@ export function ruleParser<T>(rule: TextRule<T>): (value: string) => T {
     const { detail, hint } = checked.problem;
     throw new InvalidArgumentError(`${detail.charAt(0).toUpperCase()}${detail.slice(1)}${hint === undefined ? '' : ` (${hint})`}.`);
   };
-}
-
-export function parseIntOption(min: number, max: number): (value: string) => number {
-  return ruleParser(integer(min, max));
 }
 
 export const parseVcpu = ruleParser(VCPU);

@@ -8,7 +8,8 @@ import { createContext, setExitCode } from '../context.js';
 import { execInVm } from '../guest-exec.js';
 import { runSsh, sshArgs } from '../guest-ssh.js';
 import { formatDuration, table } from '../render/text.js';
-import { addSpecOptions, createVm, noteEmulation, parseDiskSize, parseIntOption, parseMemory, parseVcpu, type SpecOptions } from './vm-common.js';
+import { LOG_LINES, LOG_LINES_DEFAULT } from '../../rpc/schemas.js';
+import { addSpecOptions, createVm, noteEmulation, parseDiskSize, parseMemory, parseVcpu, ruleParser, type SpecOptions } from './vm-common.js';
 import { vmRunCommand } from './vm-run.js';
 import { workspaceCommand } from './workspace.js';
 
@@ -129,7 +130,7 @@ VMs are referred to by name or id, or a unique prefix of either.`,
   vm.command('logs')
     .description("Show the VM's serial console")
     .argument('<vm>', 'name or id')
-    .option('-n, --lines <count>', 'lines from the end', parseIntOption(1, 100_000), 100)
+    .option('-n, --lines <count>', 'lines from the end', ruleParser(LOG_LINES), LOG_LINES_DEFAULT)
     .action(async (ref, options, command) => {
       const cli = createContext(command);
       const result = await cli.call('vmLogs', { ref, lines: options.lines });
