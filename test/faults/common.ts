@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
+import { VMS_DIR } from '../../src/config/filenames.js';
 import type { FailpointName } from '../../src/services/failpoints.js';
 import type { VmInfo } from '../../src/rpc/methods.js';
 import { BangerWorld, processAlive, waitFor, type CliResult } from '../integration/harness.js';
@@ -104,8 +106,9 @@ export function qemuOf(world: BangerWorld, id: string): number[] {
 /**
  * After a case, whatever it left (when it failed half-way, or found a
  * leak): deletes every VM through banger, kills any QEMU of the world that
- * is left, and SIGKILLs the daemon so the next case starts from a daemon
- * that reconciled the host network. Only keeps cases independent; the
+ * is left, SIGKILLs the daemon so the next case starts from a daemon that
+ * reconciled the host network, and removes VM and runtime dirs and host key
+ * pins that are left (no VM exists any more). Only keeps cases independent; the
  * case's own leak check has already run.
  */
 export async function scrub(world: BangerWorld): Promise<void> {
@@ -121,4 +124,9 @@ export async function scrub(world: BangerWorld): Promise<void> {
     }
   }
   await world.killDaemon().catch(() => undefined);
+  // What banger could not delete (dirs and host key pins of VMs with no row) would show up as the next case's leaks.
+  for (const dir of [world.layout.vmsDir, join(world.layout.runtimeDir, VMS_DIR)]) {
+    for (const entry of existsSync(dir) ? readdirSync(dir) : []) rmSync(join(dir, entry), { recursive: true, force: true });
+  }
+  if (existsSync(world.layout.knownHosts)) writeFileSync(world.layout.knownHosts, '');
 }

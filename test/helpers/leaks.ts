@@ -200,6 +200,10 @@ export async function findLeaks(world: BangerWorld): Promise<Leak[]> {
     if (!runningTaps.has(tap) && !idle.has(tap))
       leak('tap', `tap ${tap} is used by no running VM and is not an idle tap of the pool (pool idle: ${[...idle].join(', ') || 'none'})`);
   }
+  for (const qemu of qemus) {
+    if (qemu.tap !== undefined && idle.has(qemu.tap))
+      leak('tap', `tap ${qemu.tap} is idle in the pool while qemu pid ${qemu.pid} still has it open (${describeVm(qemu.vmId)})`);
+  }
   if (pool !== undefined && pool.idle.length > pool.size)
     leak('tap', `the pool holds ${pool.idle.length} idle taps, more than its size (${pool.size}): ${pool.idle.join(', ')}`);
   for (const tap of pool?.inUse ?? []) {
@@ -262,7 +266,8 @@ export async function findLeaks(world: BangerWorld): Promise<Leak[]> {
     const dir = join(layout.vmsDir, row.id);
     const missing = [VM_UPPER_DISK, VM_WORK_DISK].filter((disk) => !existsSync(join(dir, disk)));
     if (missing.length > 0) leak('vm-row', `VM ${row.name} (${row.id}, ${row.state}) lacks ${missing.join(' and ')}: a row for a VM that was never finished`);
-    if (row.state === 'starting' || row.state === 'stopping') leak('vm-row', `VM ${row.name} (${row.id}) is left '${row.state}' with no operation in flight`);
+    if (row.state === 'creating' || row.state === 'starting' || row.state === 'stopping')
+      leak('vm-row', `VM ${row.name} (${row.id}) is left '${row.state}' with no operation in flight`);
     if (row.state === 'running' && !runningIds.has(row.id))
       leak('vm-row', `VM ${row.name} (${row.id}) is recorded running but the daemon does not list it running`);
     if (!vmById.has(row.id)) leak('vm-row', `VM ${row.name} (${row.id}) has a row but vm list does not show it`);
