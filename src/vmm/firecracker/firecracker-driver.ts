@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 
 import { VM_CONSOLE_FIFO, VM_VMM_LOG } from '../../config/filenames.js';
@@ -120,7 +121,8 @@ export class FirecrackerDriver implements VmmDriver {
     };
     try {
       const deadline = Date.now() + SOCKET_TIMEOUT_MS;
-      while (!existsSync(apiSocket)) {
+      // The socket file appears at bind(), a moment before listen(): wait until it accepts, not until it exists.
+      while (!(await acceptsConnections(apiSocket))) {
         signal?.throwIfAborted();
         if (!pidAlive(pid) || Date.now() > deadline) {
           throw new BangerError('ERR_VMM_FAILED', `firecracker ${pidAlive(pid) ? 'did not open its API socket in time' : 'exited at once'}`, {
@@ -164,4 +166,19 @@ export function versionAtLeast(version: string, [major, minor]: readonly [number
 /** A vsock context id per VM: 3 and up (0-2 are reserved), stable for the VM. */
 export function vsockCid(vmId: string): number {
   return 3 + (Number.parseInt(vmId.slice(0, 7), 16) % 0x7ffffff0);
+}
+
+/** Whether a unix socket accepts a connection now (the probe connection is closed at once). */
+function acceptsConnections(path: string): Promise<boolean> {
+  if (!existsSync(path)) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const socket = connect(path);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => {
+      resolve(false);
+    });
+  });
 }
