@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 
 import { BangerError } from '../rpc/errors.js';
-import { forgetHosts, knownHostEntries, pinHostKey, verifyPinned } from './known-hosts.js';
+import { forgetHosts, keepEntries, knownHostEntries, pinHostKey, verifyPinned } from './known-hosts.js';
 
 const root = mkdtempSync(join(tmpdir(), 'banger-known-hosts-'));
 after(() => {
@@ -49,4 +49,19 @@ test('forgetting hosts removes only their lines', () => {
   writeFileSync(file, `10.0.0.2 ${keyA.type} ${keyA.key}\nbox,box.vm ${keyA.type} ${keyA.key}\n10.0.0.3 ${keyB.type} ${keyB.key}\n`);
   forgetHosts(file, ['10.0.0.2', 'box']);
   assert.equal(readFileSync(file, 'utf8'), `10.0.0.3 ${keyB.type} ${keyB.key}\n`);
+});
+
+test('keepEntries drops the entries not wanted, atomically, and says how many', () => {
+  const file = join(root, 'kh4');
+  writeFileSync(file, `# banger\n10.0.0.2,box,box.vm ${keyA.type} ${keyA.key}\n10.0.0.3,lost,lost.vm ${keyB.type} ${keyB.key}\n`);
+  assert.equal(
+    keepEntries(file, (hosts) => hosts.includes('box')),
+    1,
+  );
+  assert.equal(readFileSync(file, 'utf8'), `# banger\n10.0.0.2,box,box.vm ${keyA.type} ${keyA.key}\n`);
+  assert.equal(
+    keepEntries(file, () => true),
+    0,
+  );
+  assert.equal(statSync(file).mode & 0o777, 0o600);
 });

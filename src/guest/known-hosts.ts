@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 import { BangerError } from '../rpc/errors.js';
@@ -59,14 +59,25 @@ export function verifyPinned(path: string, host: string, presented: HostKey): bo
 
 /** Forgets every entry for these hosts (on vm delete). */
 export function forgetHosts(path: string, hosts: readonly string[]): void {
-  if (!existsSync(path)) return;
-  const kept = readFileSync(path, 'utf8')
+  keepEntries(path, (names) => !names.some((name) => hosts.includes(name)));
+}
+
+/**
+ * Keeps only the entries whose host list `wanted` accepts (at startup: the
+ * entries of VMs whose records a crash lost go). Returns how many were dropped.
+ */
+export function keepEntries(path: string, wanted: (hosts: readonly string[]) => boolean): number {
+  if (!existsSync(path)) return 0;
+  const lines = readFileSync(path, 'utf8')
     .split('\n')
-    .filter((line) => {
-      const names = line.trim().split(/\s+/)[0]?.split(',') ?? [];
-      return line.trim() !== '' && !names.some((name) => hosts.includes(name));
-    });
-  writeFileSync(path, kept.length === 0 ? '' : kept.join('\n') + '\n', { mode: 0o600 });
+    .filter((line) => line.trim() !== '');
+  const kept = lines.filter((line) => line.trim().startsWith('#') || wanted(line.trim().split(/\s+/)[0]?.split(',') ?? []));
+  if (kept.length === lines.length) return 0;
+  // Atomically: a crash mid-write must not lose the pins of the VMs that remain.
+  const temp = `${path}.tmp`;
+  writeFileSync(temp, kept.length === 0 ? '' : kept.join('\n') + '\n', { mode: 0o600 });
+  renameSync(temp, path);
+  return lines.length - kept.length;
 }
 
 export function knownHostEntries(path: string, host: string): HostKey[] {

@@ -150,6 +150,9 @@ export class FakeProvisioner {
   complete(): boolean {
     return true;
   }
+  pruneHostKeys(): number {
+    return 0;
+  }
   remove(_vm: unknown, vmDir: string): void {
     this.removed.push(vmDir);
     rmSync(vmDir, { recursive: true, force: true });

@@ -28,7 +28,7 @@ function network(ops: PrivilegedOps): HostNetwork {
 }
 
 describe('host network', { timeout: 10_000 }, () => {
-  test('reconcile keeps and re-binds live taps, adopts a leftover into the pool, deletes the rest, and fixes NAT both ways', async () => {
+  test('reconcile keeps and re-binds live taps, adopts a leftover into the pool (unbound, then made whole: on the bridge and up), deletes the rest, and fixes NAT both ways', async () => {
     const ops = new FakeOps();
     ops.host = {
       taps: ['banger0p0', 'banger0p1', 'banger0p2'],
@@ -44,6 +44,7 @@ describe('host network', { timeout: 10_000 }, () => {
       ops.calls.filter((c) => !c.startsWith('state')),
       [
         'tap.release {"tap":"banger0p1"}',
+        `tap.create {"tap":"banger0p1","uid":${uid}}`,
         'tap.delete {"tap":"banger0p2"}',
         'nat.set {"guestIp":"172.30.0.2","enabled":false}',
         'nat.set {"guestIp":"172.30.0.9","enabled":false}',

@@ -43,6 +43,7 @@ export class HostNetwork {
   readonly #settings: NetworkSettings;
   readonly #log: Logger;
   readonly #afterBridge: () => Promise<string | undefined>;
+  readonly #uid: number;
   readonly pool: TapPool;
   #ready: Promise<void> | undefined;
   #isReady = false;
@@ -58,6 +59,7 @@ export class HostNetwork {
     this.#settings = deps.settings;
     this.#log = deps.log;
     this.#afterBridge = deps.afterBridge ?? (() => Promise.resolve(undefined));
+    this.#uid = deps.uid;
     this.pool = new TapPool({ ops: deps.ops, bridge: deps.settings.bridge, uid: deps.uid, size: deps.settings.tapPool, log: deps.log });
   }
 
@@ -170,7 +172,8 @@ export class HostNetwork {
   /**
    * At daemon start, with the VMs that are still alive: their taps stay in
    * use and their NAT is restored if it went missing; every other tap of
-   * ours is adopted into the pool (while it has room) or deleted; NAT for
+   * ours is adopted into the pool (while it has room; reset and made whole,
+   * on the bridge and up) or deleted; NAT for
    * any other address is removed. Failing to reach the helper is logged, not
    * fatal: the daemon still serves images and kernels.
    */
@@ -187,7 +190,12 @@ export class HostNetwork {
     for (const tap of state.taps) {
       if (liveTaps.has(tap) || this.pool.holds(tap)) continue;
       if (this.pool.hasRoom()) {
-        if (await this.#tolerant(`reset ${tap}`, () => this.#ops.releaseTap(tap))) this.pool.adopt([tap], []);
+        // Unbound from its old VM, then made whole (a daemon killed while making it may have left it off the bridge or down).
+        const reset = async (): Promise<void> => {
+          await this.#ops.releaseTap(tap);
+          await this.#ops.createTap(tap, this.#uid);
+        };
+        if (await this.#tolerant(`reset ${tap}`, reset)) this.pool.adopt([tap], []);
       } else if (await this.#tolerant(`delete ${tap}`, () => this.#ops.deleteTap(tap))) {
         this.#log.info({ tap }, 'reconcile: removed a tap no VM uses');
       }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 
 import * as names from '../../config/filenames.js';
 import type { FileSyncEntry } from '../../config/schema.js';
-import { forgetHosts, pinHostKey } from '../../guest/known-hosts.js';
+import { forgetHosts, keepEntries, pinHostKey } from '../../guest/known-hosts.js';
 import { ensureSshKey } from '../../guest/ssh-keys.js';
 import { findExecutable, isStaticElf } from '../../host/executables.js';
 import { BangerError } from '../../rpc/errors.js';
@@ -60,6 +60,16 @@ export class VmProvisioner {
   /** Whether both disks exist (a create interrupted before they were done leaves them missing). */
   complete(vmDir: string): boolean {
     return existsSync(join(vmDir, names.VM_UPPER_DISK)) && existsSync(join(vmDir, names.VM_WORK_DISK));
+  }
+
+  /**
+   * Drops the pinned host keys of VMs that no longer exist (a crash can lose
+   * a VM's record after its key was pinned): an entry stays only when its
+   * hosts are exactly some existing VM's. Returns how many were dropped.
+   */
+  pruneHostKeys(existing: readonly { name: string; guestIp: string }[]): number {
+    const wanted = new Set(existing.map((vm) => hostNames(vm, vm.guestIp).join(',')));
+    return keepEntries(this.#deps.knownHosts, (hosts) => wanted.has(hosts.join(',')));
   }
 
   /** Removes the VM's directory and forgets its host key. Idempotent. */

@@ -269,6 +269,19 @@ describe('VmService reconcile with a fake VMM', { timeout: 60_000 }, () => {
     assert.equal(existsSync(join(w.root, 'vms', 'half')), false);
   });
 
+  test('files and a VMM of a VM whose row a crash lost are removed at startup', async () => {
+    const w = new World();
+    const vm = await w.service.create({ name: 'lost', spec: SPEC }, w.ctx());
+    w.track();
+    const pid = w.vmm.started[0]?.pid;
+    w.store.db.prepare('DELETE FROM vms').run();
+    await w.restart();
+    assert.equal(existsSync(w.service.vmDir(vm)), false, 'its VM dir');
+    assert.equal(existsSync(w.service.runDir(vm)), false, 'its runtime dir');
+    assert.ok(pid !== undefined && w.vmm.killed.includes(pid), 'its VMM was killed');
+    assert.deepEqual(w.network.reconciledWith, [], 'its tap is no live VM');
+  });
+
   test('a stop the daemon died in is finished after startup', async () => {
     const w = new World();
     await w.service.create({ name: 'halting', spec: SPEC }, w.ctx());

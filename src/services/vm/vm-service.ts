@@ -9,12 +9,13 @@ import { newId, resolveRef } from '../../store/records.js';
 import type { VmRecord, VmSpec, VmsRepo } from '../../store/vms-repo.js';
 import type { ImageService } from '../image/image-service.js';
 import type { KernelService } from '../kernel/kernel-service.js';
-import type { HostNetwork, VmAttachment } from '../network/host-network.js';
+import type { HostNetwork } from '../network/host-network.js';
 import { slotCapacity, slotNetwork, type NetworkConfig } from '../network/slot.js';
 import { KeyedLock } from '../keyed-lock.js';
 import { FAILPOINTS, failpoint } from '../failpoints.js';
 import type { OpContext } from '../op-context.js';
 import { bootVm } from './boot.js';
+import { reconcileVms } from './reconcile.js';
 import type { GuestAccess } from './guest-access.js';
 import { checkHostCapacity, type HostCapacity } from './host-capacity.js';
 import { generateVmName, validateVmName } from './names.js';
@@ -35,7 +36,7 @@ export interface VmServiceDeps {
   images: Pick<ImageService, 'byId' | 'list' | 'find' | 'inCatalog' | 'pull'>;
   kernels: Pick<KernelService, 'byId' | 'files' | 'ensureCurrentInitramfs'>;
   runtime: VmRuntime;
-  provisioner: Pick<VmProvisioner, 'build' | 'growWorkDisk' | 'complete' | 'remove'>;
+  provisioner: Pick<VmProvisioner, 'build' | 'growWorkDisk' | 'complete' | 'remove' | 'pruneHostKeys'>;
   network: VmNetworkPort;
   guests: VmGuestPort;
   networkConfig: NetworkConfig;
@@ -359,49 +360,11 @@ export class VmService {
   }
 
   /**
-   * At daemon start, before any request: every VM whose VMM still runs is
-   * kept, whatever its row says (found from the OS when handles.json is
-   * gone); one whose VMM died is demoted to stopped and its tap released; a
-   * create that never finished (row still 'creating') is removed with its
-   * files. Returns the VMs whose stop was interrupted and is still due (see
-   * finishStops).
+   * At daemon start, before any request (see reconcileVms). Returns the VMs
+   * whose stop was interrupted and is still due (see finishStops).
    */
-  async reconcile(log: OpContext['log']): Promise<VmRecord[]> {
-    const live: VmAttachment[] = [];
-    const stopsDue: VmRecord[] = [];
-    for (const vm of this.#deps.vms.list()) {
-      const place = this.#place(vm);
-      if (vm.state === 'creating') {
-        await this.#tolerant(log, vm, 'remove an unfinished create', async () => {
-          await this.#deps.runtime.kill(place);
-          this.#deps.provisioner.remove(vm, place.vmDir, this.#guestIp(vm));
-          this.#deps.vms.delete(vm.id);
-          log.info({ vm: vm.name }, 'reconcile: removed a VM whose create never finished');
-        });
-        continue;
-      }
-      const found = this.#deps.runtime.adopt(place);
-      if (found.alive) {
-        const net = slotNetwork(this.#deps.networkConfig, vm.slot);
-        live.push({ tap: found.handles.tap, guestIp: net.guestIp, mac: net.mac, nat: vm.spec.nat, network: vm.spec.network });
-        if (vm.state === 'stopping') stopsDue.push(vm);
-        if (vm.state !== 'running') this.#deps.vms.setState(vm.id, 'running');
-        log.info({ vm: vm.name, pid: found.handles.vmm.pid }, 'reconcile: VM still running');
-        continue;
-      }
-      if (vm.state !== 'running' && vm.state !== 'starting' && vm.state !== 'stopping' && found.leftover === undefined) continue;
-      await this.#tolerant(log, vm, 'clean up after a VM that died', async () => {
-        this.#deps.runtime.forget(place);
-        await this.#deps.network.detach(this.#guestIp(vm), found.leftover?.tap === '' ? undefined : found.leftover?.tap);
-      });
-      if (vm.state === 'running' || vm.state === 'starting' || vm.state === 'stopping') {
-        this.#deps.vms.setState(vm.id, 'stopped', vm.state === 'stopping' ? null : 'the VM stopped while the daemon was down');
-      }
-      log.info({ vm: vm.name }, 'reconcile: VM no longer running, cleaned up');
-    }
-    await this.#deps.network.reconcile(live);
-    this.#deps.onRunningChanged?.();
-    return stopsDue;
+  reconcile(log: OpContext['log']): Promise<VmRecord[]> {
+    return reconcileVms(this.#deps, (vm) => this.#place(vm), log);
   }
 
   /** Completes stops a dead daemon left half-done (the guest was asked to power off; its VMM may still run). */
@@ -412,15 +375,6 @@ export class VmService {
       } catch (error) {
         ctx.log.warn({ vm: vm.name, err_message: error instanceof Error ? error.message : String(error) }, 'could not finish an interrupted stop');
       }
-    }
-  }
-
-  /** Runs a reconcile step whose failure must not stop the daemon: the host side is swept by network.reconcile either way. */
-  async #tolerant(log: OpContext['log'], vm: VmRecord, what: string, step: () => Promise<void>): Promise<void> {
-    try {
-      await step();
-    } catch (error) {
-      log.warn({ vm: vm.name, err_message: error instanceof Error ? error.message : String(error) }, `reconcile: could not ${what}`);
     }
   }
 }
