@@ -4,6 +4,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'no
 import { join } from 'node:path';
 
 import { VMS_DIR } from '../../src/config/filenames.js';
+import { nftTableName } from '../../src/root-helper/policy.js';
 import type { FailpointName } from '../../src/services/failpoints.js';
 import type { VmInfo } from '../../src/rpc/methods.js';
 import { BangerWorld, processAlive, waitFor, type CliResult } from '../integration/harness.js';
@@ -130,8 +131,14 @@ export async function scrub(world: BangerWorld): Promise<void> {
     for (const entry of existsSync(dir) ? readdirSync(dir) : []) rmSync(join(dir, entry), { recursive: true, force: true });
   }
   if (existsSync(world.layout.knownHosts)) writeFileSync(world.layout.knownHosts, '');
-  // No VM is left, so no tap is in use: the next daemon makes its pool afresh (a tap a crash left half made stays out).
+  // No VM is left, so no tap is in use: the next daemon makes its pool afresh (a tap a crash left half made stays out),
+  // and banger's per-tap and per-VM nftables sets are emptied with them.
   for (const tap of world.links().filter((link) => link !== world.bridge)) {
     spawnSync('ip', [...(world.netns === undefined ? [] : ['-n', world.netns]), 'link', 'del', tap]);
+  }
+  if (world.bridge !== undefined) {
+    const table = nftTableName(world.bridge);
+    for (const set of ['ports', 'bound', 'shared']) world.nft('flush', 'set', 'bridge', table, set);
+    world.nft('flush', 'set', 'ip', table, 'nat_guests');
   }
 }
