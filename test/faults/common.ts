@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { VMS_DIR } from '../../src/config/filenames.js';
+import { nftTableName } from '../../src/root-helper/policy.js';
 import type { FailpointName } from '../../src/services/failpoints.js';
 import type { VmInfo } from '../../src/rpc/methods.js';
 import { BangerWorld, processAlive, waitFor, type CliResult } from '../integration/harness.js';
@@ -107,8 +109,8 @@ export function qemuOf(world: BangerWorld, id: string): number[] {
  * After a case, whatever it left (when it failed half-way, or found a
  * leak): deletes every VM through banger, kills any QEMU of the world that
  * is left, SIGKILLs the daemon so the next case starts from a daemon that
- * reconciled the host network, and removes VM and runtime dirs and host key
- * pins that are left (no VM exists any more). Only keeps cases independent; the
+ * reconciled the host network, and removes VM and runtime dirs, host key
+ * pins and taps that are left (no VM exists any more). Only keeps cases independent; the
  * case's own leak check has already run.
  */
 export async function scrub(world: BangerWorld): Promise<void> {
@@ -129,4 +131,14 @@ export async function scrub(world: BangerWorld): Promise<void> {
     for (const entry of existsSync(dir) ? readdirSync(dir) : []) rmSync(join(dir, entry), { recursive: true, force: true });
   }
   if (existsSync(world.layout.knownHosts)) writeFileSync(world.layout.knownHosts, '');
+  // No VM is left, so no tap is in use: the next daemon makes its pool afresh (a tap a crash left half made stays out),
+  // and banger's per-tap and per-VM nftables sets are emptied with them.
+  for (const tap of world.links().filter((link) => link !== world.bridge)) {
+    spawnSync('ip', [...(world.netns === undefined ? [] : ['-n', world.netns]), 'link', 'del', tap]);
+  }
+  if (world.bridge !== undefined) {
+    const table = nftTableName(world.bridge);
+    for (const set of ['ports', 'bound', 'shared']) world.nft('flush', 'set', 'bridge', table, set);
+    world.nft('flush', 'set', 'ip', table, 'nat_guests');
+  }
 }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
@@ -6,6 +7,7 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 
 import { STAGING_PREFIX, VM_UPPER_DISK, VM_WORK_DISK } from '../../src/config/filenames.js';
+import { tapName } from '../../src/root-helper/policy.js';
 import type { ImageInfo, VmInfo } from '../../src/rpc/methods.js';
 import { FAILPOINTS } from '../../src/services/failpoints.js';
 import type { BangerWorld } from '../integration/harness.js';
@@ -124,6 +126,23 @@ describe('kill -9 of bangerd at each failpoint', { timeout: 900_000 }, () => {
       await assertNoLeaks(world, `${failpoint}, at the end`);
     });
   }
+
+  test('a tap half made when the daemon died (created, never attached to the bridge): the next daemon repairs or drops it, and VMs start', async () => {
+    if (!world.links().includes(world.bridge ?? '')) await world.json<VmInfo>(['vm', 'delete', (await createVm(world, 'warm')).name]); // the bridge exists
+    await world.killDaemon();
+    // What a kill -9 between `ip tuntap add` and `ip link set master` (a pool refill in the background) leaves.
+    for (const tap of world.links().filter((link) => link !== world.bridge)) execFileSync('ip', ['link', 'del', tap]);
+    const half = tapName(world.bridge ?? '', 0);
+    execFileSync('ip', ['tuntap', 'add', 'dev', half, 'mode', 'tap', 'user', String(process.getuid?.() ?? 0)]);
+
+    const vm = await createVm(world, 'tapfix');
+    assert.equal(vm.state, 'running');
+    const exec = await world.run(['vm', 'exec', 'tapfix', '--', 'true']);
+    assert.equal(exec.code, 0, exec.stderr);
+    await assertNoLeaks(world, 'with the VM running');
+    await world.json<VmInfo>(['vm', 'delete', 'tapfix']);
+    await assertNoLeaks(world, 'at the end');
+  });
 
   test('stop.shutdown (guest asked to power off): the VM ends stopped, and starts again', async () => {
     const vm = await createVm(world, 'cstop');

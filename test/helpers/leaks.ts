@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -67,6 +68,17 @@ export function qemuProcesses(world: BangerWorld): QemuProcess[] {
     const netdev = args[args.indexOf('-netdev') + 1] ?? '';
     return { pid, vmId: /^banger-([0-9a-f]+)$/.exec(name)?.[1], tap: /(?:^|,)ifname=([^,]+)/.exec(netdev)?.[1] };
   });
+}
+
+/** The master (bridge) of each of the world's links, from `ip -o link` (in its netns, if any). */
+function linkMasters(world: BangerWorld): Map<string, string | undefined> {
+  const output = spawnSync('ip', [...(world.netns === undefined ? [] : ['-n', world.netns]), '-o', 'link', 'show'], { encoding: 'utf8' }).stdout;
+  const masters = new Map<string, string | undefined>();
+  for (const line of output.split('\n')) {
+    const name = /^\d+: ([^:@]+)/.exec(line)?.[1];
+    if (name !== undefined) masters.set(name, / master (\S+)/.exec(line)?.[1]);
+  }
+  return masters;
 }
 
 /** Entries of a directory (none when it does not exist). */
@@ -199,6 +211,12 @@ export async function findLeaks(world: BangerWorld): Promise<Leak[]> {
   for (const tap of taps) {
     if (!runningTaps.has(tap) && !idle.has(tap))
       leak('tap', `tap ${tap} is used by no running VM and is not an idle tap of the pool (pool idle: ${[...idle].join(', ') || 'none'})`);
+  }
+  const masters = linkMasters(world);
+  for (const tap of taps) {
+    const master = masters.get(tap);
+    if (master !== world.bridge)
+      leak('tap', `tap ${tap} is not attached to the bridge ${world.bridge ?? '?'} (master: ${master ?? 'none'}): no VM could use it`);
   }
   for (const qemu of qemus) {
     if (qemu.tap !== undefined && idle.has(qemu.tap))
