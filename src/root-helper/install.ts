@@ -1,8 +1,8 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, realpathSync, renameSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 
+import { acceptsConnections } from '../host/unix-socket.js';
 import { BangerError } from '../rpc/errors.js';
 import { HELPER_CONFIG, HELPER_SOCKET_DIR, helperSocketPath } from './protocol.js';
 import { checkPolicies, loadHelperConfig, type HelperConfig } from './server.js';
@@ -219,20 +219,7 @@ function ensureSubordinateIds(user: string): string[] {
 
 async function waitForSocket(path: string): Promise<void> {
   for (let attempt = 0; attempt < 100; attempt++) {
-    if (
-      await new Promise<boolean>((resolve) => {
-        const socket = connect(path);
-        socket.once('connect', () => {
-          socket.destroy();
-          resolve(true);
-        });
-        socket.once('error', () => {
-          resolve(false);
-        });
-      })
-    ) {
-      return;
-    }
+    if (await acceptsConnections(path)) return;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   throw new BangerError('ERR_HELPER_UNREACHABLE', `the root helper did not open ${path}`, { hint: `see ${HELPER_LOG} or \`journalctl -u banger-root\`` });

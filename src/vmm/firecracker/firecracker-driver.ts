@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 
 import { VM_CONSOLE_FIFO, VM_VMM_LOG } from '../../config/filenames.js';
 import { runCommand } from '../../host/command.js';
 import type { KvmState } from '../../host/kvm.js';
 import { BangerError } from '../../rpc/errors.js';
+import { acceptsConnections } from '../../host/unix-socket.js';
 import { initramfsArgs, type DriverFeatures, type LaunchSpec, type VmmDriver, type VmmHandle } from '../driver.js';
 import { killProcess, pidAlive, processMatches } from '../../host/process.js';
 import { FirecrackerApi } from './api-client.js';
@@ -166,19 +166,4 @@ export function versionAtLeast(version: string, [major, minor]: readonly [number
 /** A vsock context id per VM: 3 and up (0-2 are reserved), stable for the VM. */
 export function vsockCid(vmId: string): number {
   return 3 + (Number.parseInt(vmId.slice(0, 7), 16) % 0x7ffffff0);
-}
-
-/** Whether a unix socket accepts a connection now (the probe connection is closed at once). */
-function acceptsConnections(path: string): Promise<boolean> {
-  if (!existsSync(path)) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const socket = connect(path);
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => {
-      resolve(false);
-    });
-  });
 }
