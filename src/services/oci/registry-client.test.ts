@@ -259,3 +259,30 @@ test('a cancelled blob download fails with the caller reason and leaves no file'
   assert.equal(existsSync(join(cache, 'blobs', 'sha256', sha(LAYER).slice(7))), false);
   assert.deepEqual(readdirSync(join(cache, 'blobs', 'sha256')), []);
 });
+
+test('a blob redirected to another origin (a CDN) is followed without the registry token', async () => {
+  const registry = await withImage();
+  const seen: (string | undefined)[] = [];
+  const cdn = createServer((req, res) => {
+    seen.push(req.headers.authorization);
+    res.writeHead(200).end(CONFIG);
+  });
+  servers.push(cdn);
+  await new Promise<void>((resolve) => cdn.listen(0, '127.0.0.1', resolve));
+  registry.misbehave = (req, res) => {
+    if (!(req.url ?? '').includes('/blobs/')) return false;
+    res.writeHead(307, { location: `http://localhost:${(cdn.address() as AddressInfo).port}/cdn/config` }).end();
+    return true;
+  };
+  const cache = mkdtempSync(join(root, 'cache-'));
+  const path = await client().fetchBlob(parseReference(`${registry.host}/team/dev:1`), sha(CONFIG), cache);
+  assert.ok(readFileSync(path).equals(CONFIG));
+  assert.deepEqual(seen, [undefined]);
+});
+
+test('a registry that never answers fails with ERR_DOWNLOAD_FAILED after the response deadline', async () => {
+  const registry = await withImage();
+  registry.misbehave = () => true;
+  const silent = new RegistryClient({ responseTimeoutMs: 30, stallTimeoutMs: 5_000 });
+  await assert.rejects(silent.getManifest(parseReference(`${registry.host}/team/dev:1`)), isCode('ERR_DOWNLOAD_FAILED', /no response within 30 ms/));
+});
