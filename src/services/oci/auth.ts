@@ -7,9 +7,10 @@
  * sends the credentials themselves.
  *
  * Credentials come from a docker config.json object (`auths.<host>.auth`,
- * base64 `user:pass`, or `username`/`password`). TODO: `credsStore` and
- * `credHelpers` (docker-credential-* programs) and `identitytoken` (OAuth2
- * refresh tokens) are not supported yet; such entries count as no credentials.
+ * base64 `user:pass`, or `username`/`password`). `credsStore` and
+ * `credHelpers` (docker-credential-* programs) are handled by docker-config.ts.
+ * TODO: `identitytoken` (OAuth2 refresh tokens) is not supported yet and
+ * counts as no credentials.
  */
 import { BangerError } from '../../rpc/errors.js';
 import { Exchange, type Timeouts } from './http.js';
@@ -22,8 +23,11 @@ export interface Credentials {
   password: string;
 }
 
-/** Finds the credentials for a registry (as named in references) or undefined for anonymous access. */
-export type CredentialLookup = (registry: string) => Credentials | undefined;
+/**
+ * Finds the credentials for a registry (as named in references) or undefined
+ * for anonymous access; asked only when a registry challenges a request.
+ */
+export type CredentialLookup = (registry: string) => Credentials | undefined | Promise<Credentials | undefined>;
 
 const TOKEN_LIMIT_BYTES = 1024 * 1024;
 /** Tokens without `expires_in` last 60 s per the token spec; renew a little early. */
@@ -115,7 +119,7 @@ export class RegistryAuth {
    * registry wants credentials banger does not have or rejects the ones it has.
    */
   async authorize(registry: string, challenge: Challenge, scope: string, signal?: AbortSignal): Promise<string> {
-    const credentials = this.#options.credentials?.(registry);
+    const credentials = await this.#options.credentials?.(registry);
     let header: string;
     let lifetimeMs = Number.POSITIVE_INFINITY;
     if (challenge.scheme === 'basic') {
