@@ -56,7 +56,11 @@ export class Exchange {
     }
   }
 
-  /** Streams the body into `sink`, calling `onChunk` for each piece; the stall deadline applies. */
+  /**
+   * Streams the body into `sink`, calling `onChunk` for each piece; the stall
+   * deadline applies. An error thrown by `onChunk` stops the transfer and is
+   * what this rejects with.
+   */
   async pipeBody(sink: Writable, onChunk: (chunk: Buffer) => void): Promise<void> {
     const body = this.response.body;
     if (body === null) {
@@ -70,7 +74,12 @@ export class Exchange {
       transform(chunk: Buffer, _encoding, callback) {
         watchdog.touch();
         received += chunk.length;
-        onChunk(chunk);
+        try {
+          onChunk(chunk);
+        } catch (error) {
+          callback(error as Error);
+          return;
+        }
         callback(null, chunk);
       },
     });

@@ -286,3 +286,24 @@ test('a registry that never answers fails with ERR_DOWNLOAD_FAILED after the res
   const silent = new RegistryClient({ responseTimeoutMs: 30, stallTimeoutMs: 5_000 });
   await assert.rejects(silent.getManifest(parseReference(`${registry.host}/team/dev:1`)), isCode('ERR_DOWNLOAD_FAILED', /no response within 30 ms/));
 });
+
+test('a 404 naming an unknown repository says so; other 404s keep the registry code', async () => {
+  const registry = await withImage();
+  registry.misbehave = (req, res) => {
+    const code = (req.url ?? '').includes('/blobs/') ? 'BLOB_UNKNOWN' : 'NAME_UNKNOWN';
+    res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ code, message: 'x' }] }));
+    return true;
+  };
+  const ref = parseReference(`${registry.host}/team/dev:1`);
+  await assert.rejects(client().getManifest(ref), isCode('ERR_NOT_FOUND', /has no repository team\/dev$/));
+  await assert.rejects(client().fetchBlob(ref, sha(CONFIG), mkdtempSync(join(root, 'cache-'))), isCode('ERR_NOT_FOUND', /BLOB_UNKNOWN/));
+});
+
+test('a blob body longer than its descriptor size is cut off with ERR_VERIFY_FAILED and leaves no file', async () => {
+  const registry = await withImage();
+  const cache = mkdtempSync(join(root, 'cache-'));
+  const ref = parseReference(`${registry.host}/team/dev:1`);
+  await assert.rejects(client().fetchBlob(ref, sha(LAYER), cache, { size: 1024 }), isCode('ERR_VERIFY_FAILED', /larger than its manifest says \(1024 bytes\)/));
+  assert.deepEqual(readdirSync(join(cache, 'blobs', 'sha256')), []);
+  assert.ok(readFileSync(await client().fetchBlob(ref, sha(LAYER), cache, { size: LAYER.length })).equals(LAYER));
+});

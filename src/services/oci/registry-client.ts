@@ -15,14 +15,18 @@
  *     cross-origin hops). The body streams to a temp file while hashed and is
  *     renamed to `<cacheDir>/blobs/sha256/<hex>` only after the hash matched,
  *     so the cache never holds a partial or wrong blob; a cached blob is
- *     rehashed and reused without a request.
+ *     rehashed and reused without a request. Given the descriptor's size, a
+ *     longer body is cut off. Two pulls of one blob at once both download it;
+ *     the renames are atomic, so the cache stays correct either way.
  *  Authentication (auth.ts): requests go out with the cached token for
  *  `repository:<repo>:pull`, or none; a 401 is answered from its
  *  `WWW-Authenticate` challenge with a fresh token and the request is retried
  *  once; a second 401 fails ERR_REGISTRY_AUTH. Other statuses: 403
- *  ERR_REGISTRY_AUTH, 404 ERR_NOT_FOUND, 429 ERR_RATE_LIMITED (with
- *  Retry-After), anything else ERR_DOWNLOAD_FAILED. Every request runs under
- *  the response and stall deadlines of http.ts.
+ *  ERR_REGISTRY_AUTH, 404 ERR_NOT_FOUND (telling a missing repository,
+ *  `NAME_UNKNOWN` in the JSON error body, from a missing tag or blob), 429
+ *  ERR_RATE_LIMITED (with Retry-After), anything else ERR_DOWNLOAD_FAILED.
+ *  Every request runs under the response and stall deadlines of http.ts.
+ *  Credentials: pass `credentials: dockerConfigLookup(config)` (docker-config.ts).
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { createWriteStream, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
@@ -61,9 +65,12 @@ export interface BlobProgress {
 
 export interface FetchBlobOptions extends RequestOptions {
   onProgress?: ((progress: BlobProgress) => void) | undefined;
+  /** The descriptor's size: a body that runs past it is cut off (ERR_VERIFY_FAILED) instead of filling the disk. */
+  size?: number | undefined;
 }
 
 const MANIFEST_LIMIT_BYTES = 4 * 1024 * 1024;
+const ERROR_BODY_LIMIT_BYTES = 64 * 1024;
 const PROGRESS_INTERVAL_BYTES = 1024 * 1024;
 const DIGEST = /^sha256:([a-f0-9]{64})$/;
 
@@ -141,6 +148,11 @@ export class RegistryClient {
       await exchange.pipeBody(createWriteStream(partial, { mode: 0o600 }), (chunk) => {
         hash.update(chunk);
         received += chunk.length;
+        if (options.size !== undefined && received > options.size) {
+          throw new BangerError('ERR_VERIFY_FAILED', `${what} is larger than its manifest says (${options.size} bytes)`, {
+            hint: 'the registry served different content; the download was discarded, retry the pull',
+          });
+        }
         if (received - reported >= PROGRESS_INTERVAL_BYTES || received === total) {
           reported = received;
           options.onProgress?.({ digest, received, total });
@@ -177,8 +189,8 @@ export class RegistryClient {
       });
       const response = exchange.response;
       if (response.ok) return exchange;
+      if (response.status !== 401) throw statusError(response, ref, what, await registryErrorCode(exchange));
       exchange.discard();
-      if (response.status !== 401) throw statusError(response, ref, what);
       const challenge = parseWwwAuthenticate(response.headers.get('www-authenticate') ?? '');
       if (attempt > 0 || challenge === undefined) {
         throw new BangerError(
@@ -205,14 +217,35 @@ async function isCached(path: string, hex: string): Promise<boolean> {
   return false;
 }
 
-function statusError(response: Response, ref: ImageReference, what: string): BangerError {
+/**
+ * The first `errors[].code` of a registry's JSON error body (`NAME_UNKNOWN`,
+ * `MANIFEST_UNKNOWN`, `BLOB_UNKNOWN`, `DENIED`, `TOOMANYREQUESTS`…), or
+ * undefined when the body is absent or not that shape. Consumes the body.
+ */
+async function registryErrorCode(exchange: Exchange): Promise<string | undefined> {
+  try {
+    const body = JSON.parse((await exchange.bytes(ERROR_BODY_LIMIT_BYTES)).toString('utf8')) as { errors?: { code?: unknown }[] };
+    const code = body.errors?.[0]?.code;
+    return typeof code === 'string' ? code : undefined;
+  } catch {
+    exchange.discard();
+    return undefined;
+  }
+}
+
+function statusError(response: Response, ref: ImageReference, what: string, code: string | undefined): BangerError {
   switch (response.status) {
     case 403:
       return new BangerError('ERR_REGISTRY_AUTH', `${ref.registry} denied access to ${what} (403)`, {
         hint: `check that the login for ${ref.registry} may pull ${ref.repository}`,
       });
     case 404:
-      return new BangerError('ERR_NOT_FOUND', `${what} not found on ${ref.registry}`, {
+      if (code === 'NAME_UNKNOWN') {
+        return new BangerError('ERR_NOT_FOUND', `${ref.registry} has no repository ${ref.repository}`, {
+          hint: 'check the repository name; private repositories also answer this way without a login',
+        });
+      }
+      return new BangerError('ERR_NOT_FOUND', `${what} not found on ${ref.registry}${code === undefined ? '' : ` (${code})`}`, {
         hint: 'check the repository name and tag; private repositories also answer 404 without a login',
       });
     case 429: {
