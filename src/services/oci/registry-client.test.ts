@@ -11,6 +11,7 @@ import { BangerError } from '../../rpc/errors.js';
 import { MEDIA_TYPES } from './manifest.js';
 import { parseReference } from './reference.js';
 import { RegistryClient } from './registry-client.js';
+import { dockerConfigLookup } from './docker-config.js';
 
 /**
  * A fake registry on 127.0.0.1 that implements the v2 endpoints the client
@@ -39,12 +40,23 @@ interface FakeRegistry {
   valid: Set<string>;
   log: { path: string; accept: string | undefined; authorization: string | undefined }[];
   tokensIssued: number;
+  /** When set, the registry wants this Basic `Authorization` (like docker-registry with htpasswd) instead of tokens. */
+  basic: string | undefined;
   /** Overrides the normal answer for a request path when it returns true. */
   misbehave: ((req: IncomingMessage, res: ServerResponse) => boolean) | undefined;
 }
 
 async function fakeRegistry(): Promise<FakeRegistry> {
-  const state: FakeRegistry = { host: '', manifests: new Map(), blobs: new Map(), valid: new Set(), log: [], tokensIssued: 0, misbehave: undefined };
+  const state: FakeRegistry = {
+    host: '',
+    manifests: new Map(),
+    blobs: new Map(),
+    valid: new Set(),
+    log: [],
+    tokensIssued: 0,
+    basic: undefined,
+    misbehave: undefined,
+  };
   const server = createServer((req, res) => {
     const path = req.url ?? '';
     if (path.startsWith('/token')) {
@@ -55,7 +67,11 @@ async function fakeRegistry(): Promise<FakeRegistry> {
     }
     state.log.push({ path, accept: req.headers.accept, authorization: req.headers.authorization });
     const token = req.headers.authorization?.replace(/^Bearer /, '') ?? '';
-    if (!state.valid.has(token)) {
+    if (state.basic !== undefined && req.headers.authorization !== state.basic) {
+      res.writeHead(401, { 'www-authenticate': 'Basic realm="Registry Realm"' }).end();
+      return;
+    }
+    if (state.basic === undefined && !state.valid.has(token)) {
       const realm = `http://${state.host}/token`;
       res.writeHead(401, { 'www-authenticate': `Bearer realm="${realm}",service="fake",scope="repository:team/dev:pull"` }).end();
       return;
@@ -306,4 +322,16 @@ test('a blob body longer than its descriptor size is cut off with ERR_VERIFY_FAI
   await assert.rejects(client().fetchBlob(ref, sha(LAYER), cache, { size: 1024 }), isCode('ERR_VERIFY_FAILED', /larger than its manifest says \(1024 bytes\)/));
   assert.deepEqual(readdirSync(join(cache, 'blobs', 'sha256')), []);
   assert.ok(readFileSync(await client().fetchBlob(ref, sha(LAYER), cache, { size: LAYER.length })).equals(LAYER));
+});
+
+test('a Basic-auth registry gets the docker config login, and a wrong one fails with ERR_REGISTRY_AUTH', async () => {
+  const registry = await withImage();
+  registry.basic = `Basic ${Buffer.from('dev:pw').toString('base64')}`;
+  const ref = parseReference(`${registry.host}/team/dev:1`);
+  const login = (pass: string) => ({ auths: { [registry.host]: { auth: Buffer.from(`dev:${pass}`).toString('base64') } } });
+  const good = new RegistryClient({ credentials: dockerConfigLookup(login('pw')) });
+  assert.equal((await good.getManifest(ref)).manifest.kind, 'image');
+  assert.equal(registry.log.at(-1)?.authorization, registry.basic);
+  await assert.rejects(new RegistryClient({ credentials: dockerConfigLookup(login('nope')) }).getManifest(ref), isCode('ERR_REGISTRY_AUTH'));
+  await assert.rejects(new RegistryClient().getManifest(ref), isCode('ERR_REGISTRY_AUTH', /requires a login/));
 });
