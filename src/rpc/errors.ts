@@ -64,6 +64,8 @@ export const WIRE_CODES = {
   ERR_HELPER_MISMATCH: 10132,
   ERR_DNS_PORT_IN_USE: 10140,
   ERR_SSH_CONFIG: 10150,
+  ERR_REGISTRY_AUTH: 10160,
+  ERR_RATE_LIMITED: 10161,
 } as const;
 
 export type ErrorCode = keyof typeof WIRE_CODES;
