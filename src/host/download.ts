@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 
 import { BangerError } from '../rpc/errors.js';
-import { abortReason } from './command.js';
+import { TransferWatchdog } from './transfer-watchdog.js';
 
 export interface DownloadProgress {
   url: string;
@@ -107,7 +107,7 @@ async function transfer(
 ): Promise<void> {
   const responseMs = options.responseTimeoutMs ?? DEFAULT_RESPONSE_TIMEOUT_MS;
   const stallMs = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
-  const watchdog = new Watchdog(options.signal);
+  const watchdog = new TransferWatchdog(options.signal, { verb: 'download', hint: MIRROR_HINT });
   let received = 0;
   try {
     watchdog.arm(responseMs, () => timeoutError(url, `no response within ${seconds(responseMs)}`));
@@ -134,53 +134,6 @@ async function transfer(
     throw watchdog.failure(url, error);
   } finally {
     watchdog.disarm();
-  }
-}
-
-/**
- * One deadline at a time over a transfer, combined with the caller's signal:
- * armed for the headers, then for the body, where every chunk restarts it.
- * When it expires its own signal aborts with the timeout error, which stops
- * fetch and the pipeline alike.
- */
-class Watchdog {
-  readonly #caller: AbortSignal | undefined;
-  readonly #own = new AbortController();
-  readonly signal: AbortSignal;
-  #timer: NodeJS.Timeout | undefined;
-
-  constructor(caller: AbortSignal | undefined) {
-    this.#caller = caller;
-    this.signal = caller === undefined ? this.#own.signal : AbortSignal.any([caller, this.#own.signal]);
-  }
-
-  arm(ms: number, error: () => BangerError): void {
-    this.disarm();
-    this.#timer = setTimeout(() => {
-      this.#own.abort(error());
-    }, ms);
-  }
-
-  /** Restarts the current deadline (more bytes arrived). */
-  touch(): void {
-    this.#timer?.refresh();
-  }
-
-  disarm(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-  }
-
-  /** What a failed transfer reports: the caller's cancel first, then an expired deadline, else the failure itself. */
-  failure(url: string, error: unknown): Error {
-    if (this.#caller?.aborted === true) return abortReason(this.#caller);
-    if (this.#own.signal.aborted) return abortReason(this.#own.signal);
-    if (error instanceof BangerError) return error;
-    const cause = error instanceof Error && error.cause instanceof Error ? `: ${error.cause.message}` : '';
-    return new BangerError('ERR_DOWNLOAD_FAILED', `cannot download ${url}: ${error instanceof Error ? error.message : String(error)}${cause}`, {
-      cause: error,
-      hint: MIRROR_HINT,
-    });
   }
 }
 

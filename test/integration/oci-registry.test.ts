@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
+import { parseReference } from '../../src/services/oci/reference.js';
+import { RegistryClient } from '../../src/services/oci/registry-client.js';
 import { buildOciLayout, layoutBlob, OCI_MANIFEST, TestRegistry } from '../helpers/oci-registry.js';
 
 /**
@@ -48,6 +50,38 @@ describe('loopback OCI registry fixture', { timeout: 120_000 }, () => {
     const inspect = spawnSync('skopeo', ['inspect', '--tls-verify=false', `docker://${registry.host}/team/fixture:v1`], { encoding: 'utf8' });
     assert.equal(inspect.status, 0, inspect.stderr);
     assert.equal((JSON.parse(inspect.stdout) as { Architecture: string }).Architecture, 'amd64');
+  });
+
+  test('the client pulls the pushed image from the real registry: manifest, verified blobs, then all from its cache', async () => {
+    const tree = join(root, 'client-tree');
+    mkdirSync(join(tree, 'srv'), { recursive: true });
+    writeFileSync(join(tree, 'srv', 'data'), 'x'.repeat(100_000));
+    const layout = join(root, 'client-layout');
+    const pushed = buildOciLayout(layout, 'v2', [tree]);
+    registry.push(layout, 'v2', 'team/client');
+
+    const client = new RegistryClient();
+    const ref = parseReference(`${registry.host}/team/client:v2`);
+    const { digest, manifest } = await client.getImageManifest(ref);
+    assert.equal(digest, pushed.digest);
+    const cache = join(root, 'blob-cache');
+    const seen: string[] = [];
+    for (const layer of [manifest.config, ...manifest.layers]) {
+      const path = await client.fetchBlob(ref, layer.digest, cache, { size: layer.size, onProgress: (p) => seen.push(p.digest) });
+      assert.deepEqual(readFileSync(path), layoutBlob(layout, layer.digest));
+    }
+    assert.ok(seen.length > 0, 'progress was reported');
+    // A second pull finds every blob in the cache: the registry is not asked (it is gone).
+    registry.close();
+    for (const layer of [manifest.config, ...manifest.layers]) {
+      assert.deepEqual(readFileSync(await client.fetchBlob(ref, layer.digest, cache, { size: layer.size })), layoutBlob(layout, layer.digest));
+    }
+    registry = await TestRegistry.start();
+  });
+
+  test('the client says a missing tag is not found', async () => {
+    const client = new RegistryClient();
+    await assert.rejects(client.getImageManifest(parseReference(`${registry.host}/team/fixture:nope`)), { code: 'ERR_NOT_FOUND' });
   });
 
   test('a tag that was never pushed is a 404', async () => {

@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 
 import { DEFAULT_RESPONSE_TIMEOUT_MS, DEFAULT_STALL_TIMEOUT_MS } from '../../host/download.js';
-import { abortReason } from '../../host/command.js';
+import { TransferWatchdog } from '../../host/transfer-watchdog.js';
 import { BangerError } from '../../rpc/errors.js';
 
 export interface Timeouts {
@@ -31,10 +31,10 @@ const NETWORK_HINT = 'check the network and that the registry is reachable';
 export class Exchange {
   readonly url: string;
   readonly response: Response;
-  readonly #watchdog: Watchdog;
+  readonly #watchdog: TransferWatchdog;
   readonly #stallMs: number;
 
-  private constructor(url: string, response: Response, watchdog: Watchdog, stallMs: number) {
+  private constructor(url: string, response: Response, watchdog: TransferWatchdog, stallMs: number) {
     this.url = url;
     this.response = response;
     this.#watchdog = watchdog;
@@ -44,7 +44,7 @@ export class Exchange {
   /** Sends a GET and waits for the headers; the body is left for pipeBody, bytes or discard. */
   static async open(url: string, options: ExchangeOptions): Promise<Exchange> {
     const responseMs = options.responseTimeoutMs ?? DEFAULT_RESPONSE_TIMEOUT_MS;
-    const watchdog = new Watchdog(options.signal);
+    const watchdog = new TransferWatchdog(options.signal, { verb: 'fetch', hint: NETWORK_HINT });
     watchdog.arm(responseMs, () => timeoutError(url, `no response within ${seconds(responseMs)}`));
     try {
       const response = await fetch(url, { headers: options.headers ?? {}, signal: watchdog.signal, redirect: 'follow' });
@@ -120,51 +120,6 @@ export class Exchange {
   discard(): void {
     this.response.body?.cancel().catch(() => undefined);
     this.#watchdog.disarm();
-  }
-}
-
-/**
- * One deadline at a time over an exchange, combined with the caller's signal;
- * when it expires its own signal aborts with the timeout error, which stops
- * fetch and the pipeline alike.
- */
-class Watchdog {
-  readonly #caller: AbortSignal | undefined;
-  readonly #own = new AbortController();
-  readonly signal: AbortSignal;
-  #timer: NodeJS.Timeout | undefined;
-
-  constructor(caller: AbortSignal | undefined) {
-    this.#caller = caller;
-    this.signal = caller === undefined ? this.#own.signal : AbortSignal.any([caller, this.#own.signal]);
-  }
-
-  arm(ms: number, error: () => BangerError): void {
-    this.disarm();
-    this.#timer = setTimeout(() => {
-      this.#own.abort(error());
-    }, ms);
-  }
-
-  touch(): void {
-    this.#timer?.refresh();
-  }
-
-  disarm(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-  }
-
-  /** The caller's cancel first, then an expired deadline, else the failure itself. */
-  failure(url: string, error: unknown): Error {
-    if (this.#caller?.aborted === true) return abortReason(this.#caller);
-    if (this.#own.signal.aborted) return abortReason(this.#own.signal);
-    if (error instanceof BangerError) return error;
-    const cause = error instanceof Error && error.cause instanceof Error ? `: ${error.cause.message}` : '';
-    return new BangerError('ERR_DOWNLOAD_FAILED', `cannot fetch ${url}: ${error instanceof Error ? error.message : String(error)}${cause}`, {
-      cause: error,
-      hint: NETWORK_HINT,
-    });
   }
 }
 
