@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -7,6 +6,7 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 
 import { BangerError } from '../rpc/errors.js';
 import { TransferWatchdog } from './transfer-watchdog.js';
+import { hasVerifiedFile, writeVerifiedFile } from './verified-file.js';
 
 export interface DownloadProgress {
   url: string;
@@ -47,12 +47,6 @@ export async function fetchBytes(url: string, options: DownloadOptions = {}): Pr
   return Buffer.concat(chunks);
 }
 
-export async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  await pipeline(createReadStream(path), hash);
-  return hash.digest('hex');
-}
-
 /**
  * Returns the path of a file with this sha256 in `cacheDir`, downloading it
  * first when absent. The download lands in a temp name and is renamed only
@@ -62,35 +56,26 @@ export async function sha256File(path: string): Promise<string> {
 export async function cachedDownload(cacheDir: string, url: string, sha256: string, options: DownloadOptions = {}): Promise<string> {
   mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
   const target = join(cacheDir, `sha256-${sha256}`);
-  try {
-    statSync(target);
-    if ((await sha256File(target)) === sha256) return target;
-    rmSync(target, { force: true });
-  } catch {
-    // not cached yet
-  }
-  const partial = `${target}.partial-${process.pid}-${Date.now()}`;
-  try {
-    const hash = createHash('sha256');
-    let reported = 0;
-    await transfer(url, options, createWriteStream(partial, { mode: 0o600 }), (chunk, received, total) => {
-      hash.update(chunk);
-      if (received - reported >= PROGRESS_INTERVAL_BYTES || received === total) {
-        reported = received;
-        options.onProgress?.({ url, received, total });
-      }
-    });
-    const actual = hash.digest('hex');
-    if (actual !== sha256) {
-      throw new BangerError('ERR_VERIFY_FAILED', `${url} has sha256 ${actual}, expected ${sha256}`, {
-        hint: 'the mirror served a different file than its signed index lists; try again or use another mirror',
+  if (await hasVerifiedFile(target, sha256)) return target;
+  await writeVerifiedFile(
+    target,
+    sha256,
+    async (openSink, onChunk) => {
+      let reported = 0;
+      await transfer(url, options, openSink(), (chunk, received, total) => {
+        onChunk(chunk);
+        if (received - reported >= PROGRESS_INTERVAL_BYTES || received === total) {
+          reported = received;
+          options.onProgress?.({ url, received, total });
+        }
       });
-    }
-    renameSync(partial, target);
-    return target;
-  } finally {
-    rmSync(partial, { force: true });
-  }
+    },
+    (actual) =>
+      new BangerError('ERR_VERIFY_FAILED', `${url} has sha256 ${actual}, expected ${sha256}`, {
+        hint: 'the mirror served a different file than its signed index lists; try again or use another mirror',
+      }),
+  );
+  return target;
 }
 
 /**

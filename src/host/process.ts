@@ -46,15 +46,26 @@ export async function killProcess(pid: number, marker: string): Promise<void> {
   await waitForExit(pid, marker, 5000);
 }
 
-/** Pids of live (non-zombie) processes whose command line contains `marker`, found by reading /proc (pgrep -f without the shell-out). */
-export function findProcesses(marker: string): number[] {
-  const found: number[] = [];
+/**
+ * The first live (non-zombie) process whose command line contains one of
+ * `markers`, and which marker it holds: pgrep -f without the shell-out, in
+ * one pass over /proc however many markers are looked for.
+ */
+export function findProcess(markers: readonly string[]): { pid: number; marker: string } | undefined {
   for (const entry of listDir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const pid = Number(entry);
-    if (pid !== process.pid && processMatches(pid, marker)) found.push(pid);
+    if (pid === process.pid) continue;
+    let cmdline: string;
+    try {
+      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    } catch {
+      continue;
+    }
+    const marker = markers.find((m) => cmdline.includes(m));
+    if (marker !== undefined && processMatches(pid, marker)) return { pid, marker };
   }
-  return found;
+  return undefined;
 }
 
 /** The argv of a process, or undefined when it is gone or unreadable. */

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { VM_CONSOLE_FIFO, VM_CONSOLE_SOCKET } from '../config/filenames.js';
 
 import { detectKvm } from '../host/kvm.js';
-import { findProcesses, openTapInterfaces, processArgv } from '../host/process.js';
+import { findProcess, openTapInterfaces, processArgv } from '../host/process.js';
 import type { DriverName, VmmConsole, VmmDriver, VmmHandle } from './driver.js';
 import { API_SOCKET, FirecrackerDriver } from './firecracker/firecracker-driver.js';
 import { QemuDriver, QMP_SOCKET, qemuProcessMarker } from './qemu/qemu-driver.js';
@@ -60,18 +60,19 @@ export class DriverRegistry {
    * keeps a second VMM off the same disks.
    */
   rediscover(runDir: string): FoundVmm | undefined {
-    for (const driver of ['qemu', 'firecracker'] as const) {
+    const candidates = (['qemu', 'firecracker'] as const).map((driver) => {
       const controlSocket = join(runDir, driver === 'qemu' ? QMP_SOCKET : API_SOCKET);
-      const marker = processMarker({ driver, controlSocket });
-      const [pid] = findProcesses(marker);
-      if (pid === undefined) continue;
-      const argv = processArgv(pid) ?? [];
-      const handle: VmmHandle = { driver, pid, controlSocket, accel: driver === 'qemu' ? qemuAccel(argv) : 'kvm' };
-      const console = consoleOf(driver, runDir, argv);
-      if (console !== undefined) handle.console = console;
-      return { handle, tap: openTapInterfaces(pid)[0] };
-    }
-    return undefined;
+      return { driver, controlSocket, marker: processMarker({ driver, controlSocket }) };
+    });
+    const found = findProcess(candidates.map((c) => c.marker));
+    const candidate = candidates.find((c) => c.marker === found?.marker);
+    if (found === undefined || candidate === undefined) return undefined;
+    const { driver, controlSocket } = candidate;
+    const argv = processArgv(found.pid) ?? [];
+    const handle: VmmHandle = { driver, pid: found.pid, controlSocket, accel: driver === 'qemu' ? qemuAccel(argv) : 'kvm' };
+    const console = consoleOf(driver, runDir, argv);
+    if (console !== undefined) handle.console = console;
+    return { handle, tap: openTapInterfaces(found.pid)[0] };
   }
 }
 

@@ -147,9 +147,6 @@ export class FakeProvisioner {
   growWorkDisk(): Promise<void> {
     return Promise.resolve();
   }
-  complete(): boolean {
-    return true;
-  }
   pruneHostKeys(): number {
     return 0;
   }

@@ -28,11 +28,11 @@
  *  Every request runs under the response and stall deadlines of http.ts.
  *  Credentials: pass `credentials: dockerConfigLookup(config)` (docker-config.ts).
  */
-import { createHash, randomUUID } from 'node:crypto';
-import { createWriteStream, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { sha256File } from '../../host/download.js';
+import { hasVerifiedFile, writeVerifiedFile } from '../../host/verified-file.js';
 import { BangerError } from '../../rpc/errors.js';
 import { type CredentialLookup, parseWwwAuthenticate, RegistryAuth } from './auth.js';
 import { Exchange, type Timeouts } from './http.js';
@@ -135,40 +135,37 @@ export class RegistryClient {
     const dir = join(cacheDir, 'blobs', 'sha256');
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const target = join(dir, hex);
-    if (await isCached(target, hex)) return target;
+    if (await hasVerifiedFile(target, hex)) return target;
     const what = `blob ${digest} of ${formatReference(ref)}`;
-    const partial = join(dir, `.${hex}.partial-${randomUUID()}`);
-    try {
-      const exchange = await this.#open(ref, `blobs/${digest}`, {}, options.signal, what);
-      const length = exchange.response.headers.get('content-length');
-      const total = length === null ? undefined : Number(length);
-      const hash = createHash('sha256');
-      let received = 0;
-      let reported = 0;
-      await exchange.pipeBody(createWriteStream(partial, { mode: 0o600 }), (chunk) => {
-        hash.update(chunk);
-        received += chunk.length;
-        if (options.size !== undefined && received > options.size) {
-          throw new BangerError('ERR_VERIFY_FAILED', `${what} is larger than its manifest says (${options.size} bytes)`, {
-            hint: 'the registry served different content; the download was discarded, retry the pull',
-          });
-        }
-        if (received - reported >= PROGRESS_INTERVAL_BYTES || received === total) {
-          reported = received;
-          options.onProgress?.({ digest, received, total });
-        }
-      });
-      const actual = hash.digest('hex');
-      if (actual !== hex) {
-        throw new BangerError('ERR_VERIFY_FAILED', `${what} has sha256 ${actual}, expected ${hex}`, {
-          hint: 'the registry (or something between) served different content; the download was discarded, retry the pull',
+    await writeVerifiedFile(
+      target,
+      hex,
+      async (openSink, onChunk) => {
+        const exchange = await this.#open(ref, `blobs/${digest}`, {}, options.signal, what);
+        const length = exchange.response.headers.get('content-length');
+        const total = length === null ? undefined : Number(length);
+        let received = 0;
+        let reported = 0;
+        await exchange.pipeBody(openSink(), (chunk) => {
+          onChunk(chunk);
+          received += chunk.length;
+          if (options.size !== undefined && received > options.size) {
+            throw new BangerError('ERR_VERIFY_FAILED', `${what} is larger than its manifest says (${options.size} bytes)`, {
+              hint: 'the registry served different content; the download was discarded, retry the pull',
+            });
+          }
+          if (received - reported >= PROGRESS_INTERVAL_BYTES || received === total) {
+            reported = received;
+            options.onProgress?.({ digest, received, total });
+          }
         });
-      }
-      renameSync(partial, target);
-      return target;
-    } finally {
-      rmSync(partial, { force: true });
-    }
+      },
+      (actual) =>
+        new BangerError('ERR_VERIFY_FAILED', `${what} has sha256 ${actual}, expected ${hex}`, {
+          hint: 'the registry (or something between) served different content; the download was discarded, retry the pull',
+        }),
+    );
+    return target;
   }
 
   /**
@@ -204,17 +201,6 @@ export class RegistryClient {
       authorization = await this.#auth.authorize(ref.registry, challenge, scope, signal);
     }
   }
-}
-
-async function isCached(path: string, hex: string): Promise<boolean> {
-  try {
-    statSync(path);
-  } catch {
-    return false;
-  }
-  if ((await sha256File(path)) === hex) return true;
-  rmSync(path, { force: true });
-  return false;
 }
 
 /**

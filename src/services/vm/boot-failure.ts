@@ -1,30 +1,16 @@
-import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { VM_CONSOLE_LOG, VM_VMM_LOG } from '../../config/filenames.js';
 import { FIRECRACKER_LOG } from '../../vmm/firecracker/firecracker-driver.js';
 import { BangerError } from '../../rpc/errors.js';
 import { readConsoleTail } from './console-log.js';
+import { readTailLines } from './rotating-log.js';
 
-/** How much of a log's end is read for its last lines: enough for a screenful, never the whole file. */
-const TAIL_BYTES = 64 * 1024;
+/** How much of a VMM log's end is read for its last lines: enough for a screenful, never the whole file. */
+const VMM_TAIL_BYTES = 64 * 1024;
 
-/** The last `lines` non-empty lines of a file, reading only its end. */
-export function tailLines(path: string, lines: number): string[] {
-  if (!existsSync(path)) return [];
-  const fd = openSync(path, 'r');
-  try {
-    const size = fstatSync(fd).size;
-    const length = Math.min(size, TAIL_BYTES);
-    const buffer = Buffer.alloc(length);
-    readSync(fd, buffer, 0, length, size - length);
-    const text = buffer.toString('utf8');
-    const all = text.split('\n');
-    if (length < size) all.shift(); // the first line is cut
-    return all.filter((l) => l.trim() !== '').slice(-lines);
-  } finally {
-    closeSync(fd);
-  }
+function tailLines(path: string, lines: number): string[] {
+  return readTailLines(path, lines, VMM_TAIL_BYTES).lines;
 }
 
 /** The last lines of a VM's serial console (across its rotated log). */

@@ -57,11 +57,6 @@ export class VmProvisioner {
     }
   }
 
-  /** Whether both disks exist (a create interrupted before they were done leaves them missing). */
-  complete(vmDir: string): boolean {
-    return existsSync(join(vmDir, names.VM_UPPER_DISK)) && existsSync(join(vmDir, names.VM_WORK_DISK));
-  }
-
   /**
    * Drops the pinned host keys of VMs that no longer exist (a crash can lose
    * a VM's record after its key was pinned): an entry stays only when its

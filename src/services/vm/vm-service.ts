@@ -36,7 +36,7 @@ export interface VmServiceDeps {
   images: Pick<ImageService, 'byId' | 'list' | 'find' | 'inCatalog' | 'pull'>;
   kernels: Pick<KernelService, 'byId' | 'files' | 'ensureCurrentInitramfs'>;
   runtime: VmRuntime;
-  provisioner: Pick<VmProvisioner, 'build' | 'growWorkDisk' | 'complete' | 'remove' | 'pruneHostKeys'>;
+  provisioner: Pick<VmProvisioner, 'build' | 'growWorkDisk' | 'remove' | 'pruneHostKeys'>;
   network: VmNetworkPort;
   guests: VmGuestPort;
   networkConfig: NetworkConfig;
