@@ -43,6 +43,9 @@ export const IMAGE_ROOTFS = 'rootfs.ext4';
 /** Under the cache dir: .deb files apt downloaded while building images, reused by later builds. */
 export const APT_CACHE_DIR = 'apt-archives';
 
+/** Under the cache dir: OCI blobs by digest (`blobs/sha256/<hex>`), shared by every registry pull. */
+export const OCI_CACHE_DIR = 'oci';
+
 /** Inside a VM's directory (`vms/<id>/`); sockets live in the runtime dir (`vms/<id>/`) instead. */
 export const VM_UPPER_DISK = 'upper.ext4';
 export const VM_WORK_DISK = 'work.ext4';

@@ -151,6 +151,7 @@ test('an empty file is all defaults', () => {
     vmDefaults: {},
     network: { bridge: 'banger0', subnet: '172.30.0.0/24', dnsPort: 42069, tapPool: 2 },
     fileSync: [],
+    insecureRegistries: [],
   });
 });
 
@@ -186,6 +187,9 @@ mode = "0644"
 host = "~/bin/tool/"
 guest = "~/bin/tool"
 mode = "755"
+
+[registries]
+insecure = ["registry.lan:5000", "[fd00::1]:5000"]
 `);
   assert.deepEqual(config, {
     defaultImage: 'my-image',
@@ -200,7 +204,14 @@ mode = "755"
       { host: '/etc/gitconfig', guest: '/root/.gitconfig', mode: 0o644 },
       { host: '/home/u/bin/tool', guest: '/root/bin/tool', mode: 0o755 },
     ],
+    insecureRegistries: ['registry.lan:5000', '[fd00::1]:5000'],
   });
+});
+
+test('registries.insecure takes registry hosts only', () => {
+  assert.throws(() => parse('[registries]\ninsecure = ["http://registry.lan"]'), { code: 'ERR_CONFIG_INVALID', message: /registries\.insecure\[0\]/ });
+  assert.throws(() => parse('[registries]\ninsecure = "registry.lan"'), { code: 'ERR_CONFIG_INVALID', message: /registries\.insecure/ });
+  assert.throws(() => parse('[registries]\nmirrors = []'), { code: 'ERR_CONFIG_INVALID', message: /registries\.mirrors/ });
 });
 
 test('memory accepts plain MiB integers', () => {

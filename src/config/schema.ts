@@ -38,6 +38,8 @@ export interface BangerConfig {
   vmDefaults: VmDefaultsConfig;
   network: NetworkSettings;
   fileSync: FileSyncEntry[];
+  /** `[registries]`: registries (host or host:port) banger may reach over plain HTTP besides loopback ones. */
+  insecureRegistries: string[];
 }
 
 export const DEFAULT_IMAGE = 'debian-bookworm';
@@ -67,6 +69,7 @@ export function defaultConfig(): BangerConfig {
     vmDefaults: {},
     network: { bridge: DEFAULT_BRIDGE, subnet: DEFAULT_SUBNET, dnsPort: DEFAULT_DNS_PORT, tapPool: DEFAULT_TAP_POOL },
     fileSync: [],
+    insecureRegistries: [],
   };
 }
 
@@ -167,7 +170,7 @@ function configError(path: string, detail: string, hint: string, cause?: unknown
 }
 
 function validate(raw: Table, home: string): BangerConfig {
-  rejectUnknown(raw, ['default_image', 'vmm', 'qemu_bin', 'firecracker_bin', 'kernel_mirror', 'vm_defaults', 'network', 'file_sync'], '');
+  rejectUnknown(raw, ['default_image', 'vmm', 'qemu_bin', 'firecracker_bin', 'kernel_mirror', 'vm_defaults', 'network', 'file_sync', 'registries'], '');
   const config = defaultConfig();
 
   const image = str(raw, 'default_image', 'default_image');
@@ -194,6 +197,7 @@ function validate(raw: Table, home: string): BangerConfig {
 
   if (raw.vm_defaults !== undefined) config.vmDefaults = validateVmDefaults(raw.vm_defaults);
   if (raw.network !== undefined) config.network = validateNetwork(raw.network);
+  if (raw.registries !== undefined) config.insecureRegistries = validateRegistries(raw.registries);
   if (raw.file_sync !== undefined) {
     if (!Array.isArray(raw.file_sync)) throw new Invalid('file_sync', 'expected an array of tables ([[file_sync]])');
     config.fileSync = raw.file_sync.map((entry, index) => validateFileSync(entry, index, home));
@@ -240,6 +244,22 @@ function validateNetwork(value: unknown): BangerConfig['network'] {
     throw new Invalid('network.tap_pool', `expected an integer between 0 and 32, got ${describe(tapPool)}`);
   }
   return { bridge, subnet, dnsPort, tapPool };
+}
+
+/** A registry as references name it: a host name or [IPv6], and an optional port. */
+const REGISTRY_HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/;
+
+function validateRegistries(value: unknown): string[] {
+  if (!isTable(value)) throw new Invalid('registries', `expected a table, got ${describe(value)}`);
+  rejectUnknown(value, ['insecure'], 'registries.');
+  const insecure = value.insecure ?? [];
+  if (!Array.isArray(insecure)) throw new Invalid('registries.insecure', `expected an array of registry hosts, got ${describe(insecure)}`);
+  return insecure.map((entry, index) => {
+    if (typeof entry !== 'string' || !REGISTRY_HOST.test(entry)) {
+      throw new Invalid(`registries.insecure[${index}]`, `expected a registry host like "registry.lan:5000", got ${describe(entry)}`);
+    }
+    return entry;
+  });
 }
 
 /** Why a subnet is unusable for guests, or undefined when it is fine. */

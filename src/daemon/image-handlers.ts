@@ -15,6 +15,8 @@ export function createImageHandlers(images: ImageService, kernels: KernelService
       name: image.name,
       state: image.state,
       source: image.source,
+      ref: image.spec.oci?.ref ?? null,
+      digest: image.spec.oci?.digest ?? null,
       kernel: { id: image.kernelId, name: kernel?.name ?? '(missing)' },
       rootfs: image.spec.rootfs,
       managed: image.spec.managed,
@@ -28,7 +30,7 @@ export function createImageHandlers(images: ImageService, kernels: KernelService
     imageCatalog: () => Promise.resolve({ entries: images.catalog() }),
     imageShow: (params) => Promise.resolve(info(images.find(params.ref))),
     imagePull: async (params, ctx) => {
-      const { image, pulled } = await images.pull(params.name, ctx);
+      const { image, pulled } = await images.pull(params.source, ctx, { name: params.name, kernel: params.kernel });
       return { image: info(image), pulled };
     },
     imageRegister: (params) => Promise.resolve(info(images.register(params.name, params.rootfs, params.kernel))),

@@ -1,8 +1,10 @@
 import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 
 import type { Logger } from 'pino';
 
 import type { BangerConfig, NetworkSettings } from '../config/schema.js';
+import { dropbearBundle } from '../guest/dropbear.js';
 import { renderSshConfig, writeSshConfigFile } from '../guest/ssh-config.js';
 import { isRoot } from '../host/command.js';
 import { HelperClient } from '../root-helper/client.js';
@@ -12,6 +14,7 @@ import type { Layout } from '../config/paths.js';
 import { ExecService } from '../services/exec/exec-service.js';
 import { ImageService } from '../services/image/image-service.js';
 import { KernelService } from '../services/kernel/kernel-service.js';
+import { dockerConfigLookup, execHelper, readDockerConfig } from '../services/oci/docker-config.js';
 import { parseResolvConf, VmDnsServer } from '../services/network/dns-server.js';
 import { HostNetwork } from '../services/network/host-network.js';
 import { slotNetwork } from '../services/network/slot.js';
@@ -83,7 +86,20 @@ export function createServices(deps: {
     },
   });
   const kernels = new KernelService({ layout, kernels: new KernelsRepo(store), mirror: config.kernelMirror, env });
-  const images = new ImageService({ layout, images: new ImagesRepo(store), kernels, mirror: config.kernelMirror });
+  const images = new ImageService({
+    layout,
+    images: new ImagesRepo(store),
+    kernels,
+    mirror: config.kernelMirror,
+    registry: {
+      insecure: config.insecureRegistries,
+      credentials: () => {
+        const docker = readDockerConfig(env, env.HOME ?? homedir());
+        return docker === undefined ? undefined : dockerConfigLookup(docker, execHelper(env));
+      },
+      sshBundle: () => dropbearBundle(env),
+    },
+  });
   const vmsRepo = new VmsRepo(store);
   const guests = new GuestAccess({ keyPath: layout.sshKey, knownHosts: layout.knownHosts });
   const consoles = new ConsoleRecorder({ log });
@@ -108,7 +124,7 @@ export function createServices(deps: {
   });
   const directory = new VmDirectory({ vms: vmsRepo, network: config.network, alive: (vm) => vms.alive(vm) });
   const workspaces = new WorkspaceService({ vms, repo: vmsRepo });
-  const exec = new ExecService({ vms, workspaces });
+  const exec = new ExecService({ vms, workspaces, images });
   return { kernels, images, vms, guests, consoles, workspaces, exec, network, dns };
 }
 

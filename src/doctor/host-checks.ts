@@ -83,6 +83,7 @@ const HOST_TOOLS: readonly ToolSpec[] = [
   { name: 'xz', pkg: 'xz-utils', purpose: 'unpacking Debian packages and indexes', required: true },
   { name: 'gpgv', pkg: 'gpgv', purpose: "verifying Debian's signed archive index", required: true },
   { name: 'mmdebstrap', pkg: 'mmdebstrap', purpose: 'building catalog images', required: true },
+  { name: 'dropbear', pkg: 'dropbear-bin', purpose: 'the SSH server banger adds to images from registries', required: false },
 ];
 
 /** Binary paths configured in config.toml (qemu_bin, firecracker_bin); unset means search PATH. */

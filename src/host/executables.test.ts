@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 
-import { findExecutable, isStaticElf } from './executables.js';
+import { elfInterpreter, findExecutable, isStaticElf } from './executables.js';
 
 const root = mkdtempSync(join(tmpdir(), 'banger-exe-'));
 after(() => {
@@ -36,6 +36,7 @@ test('an ELF without PT_INTERP is static; one with it is dynamic', () => {
 
 test('the node binary is dynamically linked and a script is not an ELF', () => {
   assert.equal(isStaticElf(process.execPath), false);
+  assert.match(elfInterpreter(process.execPath) ?? '', /^\/lib(64)?\/ld-linux-x86-64\.so\.2$/);
   const script = join(root, 'script');
   writeFileSync(script, '#!/bin/sh\n');
   assert.equal(isStaticElf(script), false);

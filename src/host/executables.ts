@@ -35,21 +35,38 @@ const PT_INTERP = 3;
  * loader exists, so only a static busybox will do.
  */
 export function isStaticElf(path: string): boolean {
+  const interpreter = readInterpreter(path);
+  return interpreter === null;
+}
+
+/** The dynamic loader an x86_64 ELF program names (PT_INTERP), or undefined for a static or non-ELF file. */
+export function elfInterpreter(path: string): string | undefined {
+  return readInterpreter(path) ?? undefined;
+}
+
+/** PT_INTERP's path; null for a static 64-bit little-endian ELF; undefined when not one at all. */
+function readInterpreter(path: string): string | null | undefined {
   const fd = openSync(path, 'r');
   try {
     const header = Buffer.alloc(64);
     readSync(fd, header, 0, 64, 0);
-    if (header.readUInt32BE(0) !== 0x7f454c46) return false; // "\x7fELF"
-    if (header[4] !== 2 || header[5] !== 1) return false; // 64-bit little-endian only (x86_64)
+    if (header.readUInt32BE(0) !== 0x7f454c46) return undefined; // "\x7fELF"
+    if (header[4] !== 2 || header[5] !== 1) return undefined; // 64-bit little-endian only (x86_64)
     const phoff = Number(header.readBigUInt64LE(0x20));
     const phentsize = header.readUInt16LE(0x36);
     const phnum = header.readUInt16LE(0x38);
     const table = Buffer.alloc(phentsize * phnum);
     readSync(fd, table, 0, table.length, phoff);
     for (let i = 0; i < phnum; i++) {
-      if (table.readUInt32LE(i * phentsize) === PT_INTERP) return false;
+      const entry = i * phentsize;
+      if (table.readUInt32LE(entry) !== PT_INTERP) continue;
+      const offset = Number(table.readBigUInt64LE(entry + 8));
+      const size = Number(table.readBigUInt64LE(entry + 32));
+      const interp = Buffer.alloc(Math.min(size, 4096));
+      readSync(fd, interp, 0, interp.length, offset);
+      return interp.toString('latin1').replace(/\0.*$/s, '');
     }
-    return true;
+    return null;
   } finally {
     closeSync(fd);
   }

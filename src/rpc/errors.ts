@@ -66,6 +66,8 @@ export const WIRE_CODES = {
   ERR_SSH_CONFIG: 10150,
   ERR_REGISTRY_AUTH: 10160,
   ERR_RATE_LIMITED: 10161,
+  ERR_IMAGE_INVALID: 10170,
+  ERR_IMAGE_UNSAFE: 10171,
 } as const;
 
 export type ErrorCode = keyof typeof WIRE_CODES;

@@ -129,7 +129,10 @@ export interface ImageInfo {
   id: string;
   name: string;
   state: 'pending' | 'ready' | 'failed';
-  source: 'catalog' | 'register';
+  source: 'catalog' | 'register' | 'registry';
+  /** Registry images: the reference pulled and the manifest digest it resolved to. */
+  ref: string | null;
+  digest: string | null;
   kernel: { id: string; name: string };
   /** The ext4 root; for registered (unmanaged) images, the user's own file. */
   rootfs: string;
@@ -144,7 +147,12 @@ export interface ImageRefParams {
 }
 
 export interface ImagePullParams extends ProgressParams {
-  name: string;
+  /** A catalog name, an image's name (a registry image is checked for a newer digest), or a registry reference. */
+  source: string;
+  /** Name for a registry image (default: from the reference, e.g. `node-22`). */
+  name?: string | undefined;
+  /** Kernel to boot a registry image with (default: the catalog's Debian kernel). */
+  kernel?: string | undefined;
 }
 
 export interface ImageRegisterParams {

@@ -120,6 +120,19 @@ export const REF: TextRule<string> = text({
   hint: 'list names and ids with `banger vm list`, `banger image list` or `banger kernel list`',
 });
 
+/**
+ * What an image is asked for by (`vm create --image`, `image pull`): a ref as
+ * above, or a registry reference as docker writes it (`debian:bookworm`,
+ * `localhost:5000/team/dev:1`, `ghcr.io/org/img@sha256:…`). Only the shape
+ * is checked here; the image service parses references fully.
+ */
+export const IMAGE_SOURCE: TextRule<string> = text({
+  maxLength: 512,
+  pattern: /^(?!.*(^|\/)\.\.?(\/|$))[a-z0-9[][A-Za-z0-9._:/@[\]-]*$/,
+  expects: 'an image name or id, or a registry reference like debian:bookworm or localhost:5000/team/dev:1',
+  hint: 'list images with `banger image list`; registry references are written as for docker pull',
+});
+
 /** Linux's PATH_MAX, counting the terminating NUL. */
 const PATH_MAX = 4096;
 

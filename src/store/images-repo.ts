@@ -13,13 +13,17 @@ export interface ImageSpec {
   sizeBytes: number;
   /** Catalog images: suite and packages they were built from. */
   recipe?: { suite: string; packages: string[]; mirror: string };
+  /** Registry images: the reference pulled, the manifest digest it resolved to, and what `vm exec` applies. */
+  oci?: { ref: string; digest: string; run: { env: string[]; workingDir: string | null; user: string | null } };
+  /** Who answers SSH in the guest: the image's own sshd (default) or banger's bundled dropbear (registry images). */
+  sshServer?: 'image' | 'banger';
 }
 
 export interface ImageRecord {
   id: string;
   name: string;
   state: 'pending' | 'ready' | 'failed';
-  source: 'catalog' | 'register';
+  source: 'catalog' | 'register' | 'registry';
   kernelId: string;
   spec: ImageSpec;
   createdAt: string;
@@ -83,6 +87,27 @@ export class ImagesRepo {
 
   updateSpec(id: string, spec: ImageSpec): void {
     this.#store.write((db) => db.prepare('UPDATE images SET spec = ?, updated_at = ? WHERE id = ?').run(JSON.stringify(spec), nowIso(), id));
+  }
+
+  /** Removes `oldId` and inserts `image` in one transaction (a newer pull of the same name). */
+  replace(oldId: string, image: Omit<ImageRecord, 'createdAt' | 'updatedAt'>): ImageRecord {
+    const now = nowIso();
+    this.#store.write((db) => {
+      db.transaction(() => {
+        db.prepare('DELETE FROM images WHERE id = ?').run(oldId);
+        db.prepare('INSERT INTO images (id, name, state, source, kernel_id, spec, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
+          image.id,
+          image.name,
+          image.state,
+          image.source,
+          image.kernelId,
+          JSON.stringify(image.spec),
+          now,
+          now,
+        );
+      })();
+    });
+    return { ...image, createdAt: now, updatedAt: now };
   }
 
   delete(id: string): void {

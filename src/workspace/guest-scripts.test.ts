@@ -174,4 +174,22 @@ describe('guest scripts', { timeout: 60_000 }, () => {
     assert.equal(viaMise.stdout.toString(), 'hi\n');
     assert.equal(viaMise.stderr, 'mise exec --\n');
   });
+
+  test("exec: an image's Env is exported and its WorkingDir used outside a workspace; its User only outside one", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'banger-exec-img-'));
+    cleanup.push(() => {
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const image = { env: ["GREETING=it's $HOME", 'bad name=x', 'EMPTY='], workingDir: dir, user: null };
+    const result = runSh(execScript(['sh', '-c', 'pwd; printf "<%s>" "$GREETING" "$EMPTY"'], undefined, image));
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout.toString(), `${dir}\n<it's $HOME><>`, 'values are literal, the bad name is skipped');
+    const inWorkspace = runSh(execScript(['pwd'], '/', image));
+    assert.equal(inWorkspace.stdout.toString(), '/\n', 'the workspace wins over WorkingDir');
+
+    const asUser = execScript(['id', '-un'], undefined, { ...image, user: "o'brien" });
+    assert.match(asUser, /^exec \/banger\/busybox su -s \/bin\/sh -c '.*' 'o'\\''brien'$/s);
+    assert.equal(spawnSync('sh', ['-n'], { input: asUser }).status, 0);
+    assert.ok(!execScript(['id'], '/root/repo', { ...image, user: 'node' }).includes(' su '), 'a workspace command runs as root');
+  });
 });

@@ -204,18 +204,42 @@ export function exportScript(guestPath: string, baseRef: string, options: { stat
   return lines.join('\n');
 }
 
+/** What a registry image's config asks of the commands run in it (see services/image/oci-pull.ts). */
+export interface ImageRunConfig {
+  /** `KEY=value` entries, exported in order. */
+  env: readonly string[];
+  /** Where commands start when there is no workspace. */
+  workingDir: string | null;
+  /** A login name commands run as when there is no workspace (the workspace, in /root, is root's). */
+  user: string | null;
+}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
 /**
- * `vm exec`'s command line: in the workspace directory when there is one,
- * through `mise exec --` when mise is installed (so mise-managed tools are on
- * PATH), and `exec`'d so signals and the exit status are the command's own.
+ * `vm exec`'s command line: in the workspace directory when there is one
+ * (else the image's WorkingDir), with the image's Env exported, through
+ * `mise exec --` when mise is installed (so mise-managed tools are on PATH),
+ * and `exec`'d so signals and the exit status are the command's own. Outside
+ * a workspace, an image's User runs it, through banger's busybox `su`.
  */
-export function execScript(argv: readonly string[], workdir: string | undefined): string {
+export function execScript(argv: readonly string[], workdir: string | undefined, image?: ImageRunConfig): string {
   const command = shellJoin(argv);
-  return [
-    ...(workdir === undefined ? [] : [`cd ${shellQuote(workdir)} || exit 1`]),
+  const exports = (image?.env ?? []).flatMap((entry) => {
+    const equals = entry.indexOf('=');
+    const name = equals === -1 ? '' : entry.slice(0, equals);
+    return ENV_NAME.test(name) ? [`export ${name}=${shellQuote(entry.slice(equals + 1))}`] : [];
+  });
+  const dir = workdir ?? image?.workingDir ?? undefined;
+  const body = [
+    ...exports,
+    ...(dir === undefined ? [] : [`cd ${shellQuote(dir)} || exit 1`]),
     `if command -v mise >/dev/null 2>&1; then exec mise exec -- ${command}; fi`,
     `exec ${command}`,
-  ].join('\n');
+  ];
+  const user = workdir === undefined ? (image?.user ?? null) : null;
+  if (user === null) return body.join('\n');
+  return `exec /banger/busybox su -s /bin/sh -c ${shellQuote(body.join('\n'))} ${shellQuote(user)}`;
 }
 
 /** Validates a commit name given for export before it reaches a guest shell (still quoted there). */

@@ -74,6 +74,7 @@ describe('banger doctor', () => {
       'tool.xz',
       'tool.gpgv',
       'tool.mmdebstrap',
+      'tool.dropbear',
       'debian-keyring',
       'runtime-dir',
       'state-dir',

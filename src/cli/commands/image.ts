@@ -27,8 +27,16 @@ the one it needs automatically.`,
         images.length === 0
           ? 'no images yet (`banger image catalog` lists what can be pulled)'
           : table([
-              ['NAME', 'ID', 'SOURCE', 'KERNEL', 'SIZE', 'MANAGED'],
-              ...images.map((i) => [i.name, i.id, i.source, i.kernel.name, formatBytes(i.sizeBytes), i.managed ? 'yes' : 'no']),
+              ['NAME', 'ID', 'SOURCE', 'DIGEST', 'KERNEL', 'SIZE', 'MANAGED'],
+              ...images.map((i) => [
+                i.name,
+                i.id,
+                i.ref ?? i.source,
+                i.digest === null ? '-' : i.digest.slice(0, 19),
+                i.kernel.name,
+                formatBytes(i.sizeBytes),
+                i.managed ? 'yes' : 'no',
+              ]),
             ]),
       );
     });
@@ -55,12 +63,35 @@ the one it needs automatically.`,
 
   image
     .command('pull')
-    .description('Build a catalog image on this host (and pull its kernel)')
-    .argument('<name>', 'catalog name (see `banger image catalog`)')
-    .action(async (name, _options, command) => {
+    .description('Pull an image: build a catalog image here, or fetch one from an OCI registry')
+    .argument('<source>', 'catalog name (see `banger image catalog`), an image here (re-checked), or a registry reference')
+    .option('--name <name>', 'name for a registry image (default: from the reference, e.g. node-22)')
+    .option('--kernel <kernel>', "kernel to boot a registry image with (default: the catalog's Debian kernel)")
+    .addHelpText(
+      'after',
+      `
+Registry references are written as for docker pull:
+  banger image pull debian:bookworm                  # Docker Hub
+  banger image pull localhost:5000/team/dev:1        # plain HTTP only for loopback or [registries] insecure
+  banger image pull ghcr.io/org/img@sha256:<digest>  # pinned
+Credentials come from ~/.docker/config.json (docker login, credential helpers).
+Layers are verified, cached by digest (a shared base is downloaded once) and
+flattened into an ext4 root without root privileges; banger adds its own SSH
+server, so an image needs no sshd, only /bin/sh. Pulling a name again only
+asks the registry for the manifest and does nothing when it is unchanged.`,
+    )
+    .action(async (source, options, command) => {
       const cli = createContext(command);
-      const result = await cli.callWithProgress('imagePull', { name });
-      cli.out.result(result, (r) => (r.pulled ? `pulled image ${r.image.name} (${r.image.id})` : `image ${r.image.name} is already present (${r.image.id})`));
+      const result = await cli.callWithProgress('imagePull', {
+        source,
+        ...(options.name === undefined ? {} : { name: options.name }),
+        ...(options.kernel === undefined ? {} : { kernel: options.kernel }),
+      });
+      cli.out.result(result, (r) =>
+        r.pulled
+          ? `pulled image ${r.image.name} (${r.image.id})${r.image.digest === null ? '' : ` ${r.image.digest}`}`
+          : `image ${r.image.name} is up to date (${r.image.id})`,
+      );
     });
 
   image
@@ -104,6 +135,7 @@ function renderImage(i: ImageInfo): string {
     `name:     ${i.name}`,
     `id:       ${i.id}`,
     `source:   ${i.source}`,
+    ...(i.ref === null ? [] : [`ref:      ${i.ref}`, `digest:   ${i.digest ?? '-'}`]),
     `kernel:   ${i.kernel.name} (${i.kernel.id})`,
     `rootfs:   ${i.rootfs}${i.managed ? '' : ' (registered in place; `banger image promote` copies it in)'}`,
     `size:     ${formatBytes(i.sizeBytes)}`,

@@ -6,6 +6,7 @@ import { isForwardedSignal } from '../../guest/shell.js';
 import { BangerError } from '../../rpc/errors.js';
 import { execScript } from '../../workspace/guest-scripts.js';
 import type { ClientStream } from '../client-stream.js';
+import type { ImageService } from '../image/image-service.js';
 import type { OpContext } from '../op-context.js';
 import type { VmService } from '../vm/vm-service.js';
 import type { WorkspaceService } from '../workspace/workspace-service.js';
@@ -17,6 +18,13 @@ export interface ExecParams {
   autoPrepare?: boolean | undefined;
 }
 
+export interface ExecDeps {
+  vms: VmService;
+  workspaces: WorkspaceService;
+  /** The image a VM was made from (its Env, WorkingDir and User apply). */
+  images: Pick<ImageService, 'byId'>;
+}
+
 /**
  * `vm exec`: a command in a running VM over its open guest connection, with
  * the client's stdin, stdout and stderr streamed through, signals forwarded,
@@ -25,9 +33,9 @@ export interface ExecParams {
  * re-preparing it first, with autoPrepare).
  */
 export class ExecService {
-  readonly #deps: { vms: VmService; workspaces: WorkspaceService };
+  readonly #deps: ExecDeps;
 
-  constructor(deps: { vms: VmService; workspaces: WorkspaceService }) {
+  constructor(deps: ExecDeps) {
     this.#deps = deps;
   }
 
@@ -58,7 +66,8 @@ export class ExecService {
       }
     }
     const { guest } = await this.#deps.vms.guest(vm.id);
-    const child = await guest.spawn(execScript(params.command, workspace?.guestPath), { pty: params.tty });
+    const run = this.#deps.images.byId(vm.imageId)?.spec.oci?.run;
+    const child = await guest.spawn(execScript(params.command, workspace?.guestPath, run), { pty: params.tty });
     const warned =
       workspace === null || params.autoPrepare === true
         ? Promise.resolve()

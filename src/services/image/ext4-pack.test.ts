@@ -26,7 +26,22 @@ after(() => {
 const MIB = 1024 * 1024;
 
 function member(name: string, type: TarMember['type'], extra: Partial<TarMember> = {}): TarMember {
-  return { name, type, size: 0, mode: 0o644, uid: 0, gid: 0, linkName: '', devMajor: 0, devMinor: 0, ...extra };
+  return {
+    name,
+    type,
+    size: 0,
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+    linkName: '',
+    devMajor: 0,
+    devMinor: 0,
+    headerOffset: 0,
+    mainHeaderOffset: 0,
+    dataOffset: 512,
+    pax: {},
+    ...extra,
+  };
 }
 
 function ctx(signal: AbortSignal = new AbortController().signal): OpContext {

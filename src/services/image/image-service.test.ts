@@ -51,6 +51,7 @@ function setup(buildRoot: RootBuilder): { service: ImageService; imagesDir: stri
     mirror: 'http://unused',
     buildRoot,
     catalog: [entry('one'), entry('two')],
+    registry: { insecure: [], credentials: () => undefined, sshBundle: () => Promise.resolve([]) },
   });
   return { service, imagesDir: layout.imagesDir };
 }

@@ -18,6 +18,8 @@ import { resolveBuildHost, type BuildHost } from './build-namespace.js';
 import { IMAGE_CATALOG, type ImageCatalogEntry } from './catalog.js';
 import { packExt4 } from './ext4-pack.js';
 import { buildDebianRoot } from './rootfs-builder.js';
+import { formatReference, parseReference } from '../oci/reference.js';
+import { looksLikeReference, RegistryImages, type PullOptions, type RegistryImagesDeps } from './registry-images.js';
 
 /**
  * Builds a catalog image's root filesystem into the tarball `target`, owners
@@ -37,6 +39,8 @@ export interface ImageServiceDeps {
   buildRoot?: RootBuilder;
   /** Injected by tests; defaults to the embedded catalog. */
   catalog?: readonly ImageCatalogEntry[];
+  /** Registry pulls: credentials, insecure registries, the SSH server bundle. */
+  registry: Omit<RegistryImagesDeps, 'layout' | 'images' | 'kernels'>;
 }
 
 const EXT4_MAGIC_OFFSET = 1024 + 0x38;
@@ -55,10 +59,12 @@ export class ImageService {
   readonly #catalog: readonly ImageCatalogEntry[];
   /** Pulls in progress by name (see SharedWork: joiners, per-caller cancel). */
   readonly #pulling = new SharedWork<ImageRecord>();
+  readonly #registry: RegistryImages;
 
   constructor(deps: ImageServiceDeps) {
     this.#deps = deps;
     this.#catalog = deps.catalog ?? IMAGE_CATALOG;
+    this.#registry = new RegistryImages({ ...deps.registry, layout: deps.layout, images: deps.images, kernels: deps.kernels });
   }
 
   list(): ImageRecord[] {
@@ -92,20 +98,49 @@ export class ImageService {
     return this.#catalog.some((e) => e.name === name);
   }
 
-  pull(name: string, ctx: OpContext): Promise<{ image: ImageRecord; pulled: boolean }> {
-    const existing = this.#deps.images.getByName(name);
-    if (existing !== undefined) return Promise.resolve({ image: existing, pulled: false });
-    const entry = this.#catalog.find((e) => e.name === name);
-    if (entry === undefined) {
-      return Promise.reject(
-        new BangerError('ERR_NOT_FOUND', `no image named "${name}" in the catalog`, {
-          hint: `catalog images: ${this.#catalog.map((e) => e.name).join(', ')}; or bring your own with \`banger image register\``,
-        }),
-      );
+  /**
+   * Pulls an image: a catalog name (built on this host), an image already
+   * here by name (a registry image is checked for a newer digest), or a
+   * registry reference (`debian:bookworm`, `localhost:5000/team/dev:1`).
+   */
+  async pull(source: string, ctx: OpContext, options: PullOptions = {}): Promise<{ image: ImageRecord; pulled: boolean }> {
+    const existing = this.#deps.images.getByName(source);
+    if (existing?.spec.oci !== undefined && options.name === undefined) {
+      return await this.#registry.pull(parseReference(existing.spec.oci.ref), { ...options, name: existing.name }, ctx);
     }
-    return this.#pulling
-      .run(name, ctx, (shared) => this.#pullFromCatalog(entry, shared), `another pull of ${name} is in progress; waiting for it`)
-      .then((image) => ({ image, pulled: true }));
+    if (existing !== undefined) return { image: existing, pulled: false };
+    const entry = this.#catalog.find((e) => e.name === source);
+    if (entry !== undefined) {
+      const image = await this.#pulling.run(
+        source,
+        ctx,
+        (shared) => this.#pullFromCatalog(entry, shared),
+        `another pull of ${source} is in progress; waiting for it`,
+      );
+      return { image, pulled: true };
+    }
+    if (!looksLikeReference(source)) {
+      throw new BangerError('ERR_NOT_FOUND', `no image named "${source}" here or in the catalog`, {
+        hint: `catalog images: ${this.#catalog.map((e) => e.name).join(', ')}; a registry image is named like docker does (debian:bookworm, localhost:5000/team/dev:1)`,
+      });
+    }
+    const ref = parseReference(source);
+    if (options.name !== undefined && this.inCatalog(options.name)) {
+      throw new BangerError('ERR_ALREADY_EXISTS', `"${options.name}" is a catalog image name`, { hint: 'pick another --name' });
+    }
+    return await this.#registry.pull(ref, options, ctx);
+  }
+
+  /** The registry image pulled from `source` (a reference as typed), if any. */
+  findByReference(source: string): ImageRecord | undefined {
+    if (!looksLikeReference(source)) return undefined;
+    let wanted: string;
+    try {
+      wanted = formatReference(parseReference(source));
+    } catch {
+      return undefined;
+    }
+    return this.#deps.images.list().find((image) => image.spec.oci?.ref === wanted);
   }
 
   async #pullFromCatalog(entry: ImageCatalogEntry, ctx: OpContext): Promise<ImageRecord> {

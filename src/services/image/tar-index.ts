@@ -24,6 +24,14 @@ export interface TarMember {
   linkName: string;
   devMajor: number;
   devMinor: number;
+  /** Where the member's first header block starts (its pax or GNU long-name entries included). */
+  headerOffset: number;
+  /** Where its ustar header block starts (after any pax or GNU long-name entries). */
+  mainHeaderOffset: number;
+  /** Where its data starts; the data takes `size` bytes, padded to 512. */
+  dataOffset: number;
+  /** Its pax records (GNU long names given as `path`/`linkpath`), e.g. `SCHILY.xattr.*`. */
+  pax: Readonly<Record<string, string>>;
 }
 
 const BLOCK = 512;
@@ -49,6 +57,7 @@ export async function readTarIndex(path: string): Promise<TarMember[]> {
     let offset = 0;
     /** Overrides from a pax extended header or GNU long-name entry, applied to the next member. */
     let pending: Record<string, string> = {};
+    let headerOffset = 0;
     for (;;) {
       const { bytesRead } = await file.read(header, 0, BLOCK, offset);
       if (bytesRead === 0) break; // no end-of-archive blocks: tolerated, as GNU tar does
@@ -66,7 +75,10 @@ export async function readTarIndex(path: string): Promise<TarMember[]> {
         else pending[typeflag === 'L' ? 'path' : 'linkpath'] = cString(data, 0, size);
         continue;
       }
-      if (typeflag === 'g') continue; // global pax header: nothing banger needs
+      if (typeflag === 'g') {
+        headerOffset = offset; // global pax header: nothing banger needs
+        continue;
+      }
       const prefix = header.subarray(257, 263).toString('latin1') === 'ustar\0' ? cString(header, 345, 155) : '';
       const base = cString(header, 0, 100);
       members.push({
@@ -79,8 +91,13 @@ export async function readTarIndex(path: string): Promise<TarMember[]> {
         linkName: pending.linkpath ?? cString(header, 157, 100),
         devMajor: numeric(header, 329, 8),
         devMinor: numeric(header, 337, 8),
+        headerOffset,
+        mainHeaderOffset: dataOffset - BLOCK,
+        dataOffset,
+        pax: pending,
       });
       pending = {};
+      headerOffset = offset;
     }
     return members;
   } finally {

@@ -8,6 +8,8 @@
  * supported yet (TODO) and counts as no credentials.
  */
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 import { BangerError } from '../../rpc/errors.js';
 import { type CredentialLookup, type Credentials, credentialsFromDockerConfig } from './auth.js';
@@ -70,4 +72,24 @@ export function dockerConfigLookup(config: unknown, runHelper: HelperRunner = ex
     const credentials: Credentials = { username, password: secret };
     return credentials;
   };
+}
+
+/**
+ * The parsed docker config.json, as docker finds it: `$DOCKER_CONFIG/config.json`,
+ * else `~/.docker/config.json`; undefined when there is none. Read at every
+ * pull, so a `docker login` takes effect without restarting the daemon.
+ */
+export function readDockerConfig(env: NodeJS.ProcessEnv, home: string): unknown {
+  const dir = env.DOCKER_CONFIG !== undefined && env.DOCKER_CONFIG !== '' ? env.DOCKER_CONFIG : join(home, '.docker');
+  let text: string;
+  try {
+    text = readFileSync(join(dir, 'config.json'), 'utf8');
+  } catch {
+    return undefined;
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new BangerError('ERR_REGISTRY_AUTH', `${join(dir, 'config.json')} is not valid JSON`, { hint: 'fix or remove it (docker login rewrites it)' });
+  }
 }

@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 
 import { STAGING_PREFIX, VM_UPPER_DISK, VM_WORK_DISK } from '../../config/filenames.js';
 import type { FileSyncEntry } from '../../config/schema.js';
+import { DROPBEAR_HOST_KEY, DROPBEAR_INITTAB, dropbearHostKey } from '../../guest/dropbear.js';
 import { MINIMAL_INITTAB, SSHD_DROPIN } from '../../guest/sshd-dropin.js';
 import { generateHostKey } from '../../guest/ssh-keys.js';
 import { runCommand } from '../../host/command.js';
@@ -15,8 +16,9 @@ import type { OpContext } from '../op-context.js';
  * boot.
  *
  * - upper: the overlay's upper layer over the shared image. Holds the VM's own
- *   files: hostname, hosts, resolv.conf, sshd drop-in, a fresh host key,
- *   busybox and the minimal init.
+ *   files: hostname, hosts, resolv.conf, sshd drop-in, a fresh host key
+ *   (also in dropbear's format), busybox, the minimal init and its inittab
+ *   (which SSH server it keeps running).
  * - work: mounted at /root; authorized_keys (StrictModes-correct modes) and
  *   the [[file_sync]] entries.
  */
@@ -27,6 +29,8 @@ export interface UpperDiskInputs {
   gatewayIp: string;
   busybox: string;
   minimalInit: string;
+  /** The image's own sshd, or banger's dropbear (registry images): which one busybox init keeps running. */
+  sshServer: 'image' | 'banger';
 }
 
 /** Sparse size of every upper disk: room for what a guest installs over the image. */
@@ -53,22 +57,34 @@ export async function buildVmDisks(dir: string, upper: UpperDiskInputs, work: Wo
 export async function buildUpperDisk(path: string, staging: string, inputs: UpperDiskInputs, ctx: OpContext): Promise<string> {
   const upper = join(staging, 'upper');
   const etc = join(upper, 'etc');
-  mkdirSync(join(etc, 'ssh', 'sshd_config.d'), { recursive: true });
-  mkdirSync(join(upper, 'banger'), { recursive: true });
-  writeFileSync(join(etc, 'hostname'), `${inputs.name}\n`);
-  writeFileSync(join(etc, 'hosts'), `127.0.0.1 localhost\n${inputs.guestIp} ${inputs.name} ${inputs.name}.vm\n::1 localhost ip6-localhost ip6-loopback\n`);
-  writeFileSync(join(etc, 'resolv.conf'), `nameserver ${inputs.gatewayIp}\n`);
-  writeFileSync(join(etc, 'ssh', 'sshd_config.d', '99-banger.conf'), SSHD_DROPIN);
-  writeFileSync(join(etc, 'inittab'), MINIMAL_INITTAB);
+  // Explicit modes: the daemon's umask is 077 and, in the overlay, an upper directory's mode is the
+  // merged directory's mode (a 0700 /etc would lock every user but root out of it).
+  for (const dir of [upper, etc, join(etc, 'ssh'), join(etc, 'ssh', 'sshd_config.d'), join(upper, 'banger')]) {
+    mkdirSync(dir, { recursive: true });
+    chmodSync(dir, 0o755);
+  }
+  writeReadable(join(etc, 'hostname'), `${inputs.name}\n`);
+  writeReadable(join(etc, 'hosts'), `127.0.0.1 localhost\n${inputs.guestIp} ${inputs.name} ${inputs.name}.vm\n::1 localhost ip6-localhost ip6-loopback\n`);
+  writeReadable(join(etc, 'resolv.conf'), `nameserver ${inputs.gatewayIp}\n`);
+  writeReadable(join(etc, 'ssh', 'sshd_config.d', '99-banger.conf'), SSHD_DROPIN);
+  writeReadable(join(etc, 'inittab'), inputs.sshServer === 'banger' ? DROPBEAR_INITTAB : MINIMAL_INITTAB);
   const hostKey = join(etc, 'ssh', 'ssh_host_ed25519_key');
   await generateHostKey(hostKey, `root@${inputs.name}`);
   const hostPublicKey = readFileSync(`${hostKey}.pub`, 'utf8');
+  // The same key for dropbear, in its own format (DROPBEAR_HOST_KEY is absolute in the guest).
+  writeFileSync(join(upper, DROPBEAR_HOST_KEY), dropbearHostKey(readFileSync(hostKey, 'utf8')), { mode: 0o600 });
   copyFileSync(inputs.busybox, join(upper, 'banger', 'busybox'));
   chmodSync(join(upper, 'banger', 'busybox'), 0o755);
   copyFileSync(inputs.minimalInit, join(upper, 'banger', 'init'));
   chmodSync(join(upper, 'banger', 'init'), 0o755);
   await mkfs(path, staging, UPPER_DISK_BYTES, ctx);
   return hostPublicKey;
+}
+
+/** A file every guest user may read (0644 whatever the umask). */
+function writeReadable(path: string, content: string): void {
+  writeFileSync(path, content);
+  chmodSync(path, 0o644);
 }
 
 export interface WorkDiskInputs {

@@ -33,7 +33,7 @@ export class VmProvisioner {
   }
 
   /** Builds both disks in `vmDir` and pins the host key made for the VM: the first connection already verifies it. */
-  async build(vm: VmRecord, vmDir: string, address: VmAddress, ctx: OpContext): Promise<void> {
+  async build(vm: VmRecord, vmDir: string, address: VmAddress, image: { sshServer: 'image' | 'banger' }, ctx: OpContext): Promise<void> {
     const key = await ensureSshKey(this.#deps.sshKey);
     const busybox = findExecutable('busybox', this.#deps.env);
     if (busybox === undefined || !isStaticElf(busybox)) {
@@ -41,7 +41,7 @@ export class VmProvisioner {
     }
     const { hostPublicKey } = await buildVmDisks(
       vmDir,
-      { name: vm.name, guestIp: address.guestIp, gatewayIp: address.gatewayIp, busybox, minimalInit: MINIMAL_INIT },
+      { name: vm.name, guestIp: address.guestIp, gatewayIp: address.gatewayIp, busybox, minimalInit: MINIMAL_INIT, sshServer: image.sshServer },
       { authorizedKey: key.publicKey, fileSync: this.#deps.fileSync, sizeBytes: vm.spec.diskSizeBytes },
       ctx,
     );

@@ -73,6 +73,7 @@ class World {
         list: () => this.images.list(),
         find: (ref) => this.images.find(ref),
         inCatalog: (name) => this.images.inCatalog(name),
+        findByReference: () => undefined,
         pull: (name) => {
           const pulled = this.images.pull(name);
           void pulled.then(({ image }) => {

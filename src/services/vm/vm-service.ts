@@ -4,6 +4,7 @@ import * as names from '../../config/filenames.js';
 import type { Layout } from '../../config/paths.js';
 import type { GuestConnection } from '../../guest/guest-connection.js';
 import { BangerError } from '../../rpc/errors.js';
+import { looksLikeReference } from '../image/registry-images.js';
 import type { ImageRecord } from '../../store/images-repo.js';
 import { newId, resolveRef } from '../../store/records.js';
 import type { VmRecord, VmSpec, VmsRepo } from '../../store/vms-repo.js';
@@ -33,7 +34,7 @@ export type VmGuestPort = Pick<GuestAccess, 'waitReady' | 'connection' | 'close'
 export interface VmServiceDeps {
   layout: Pick<Layout, 'vmsDir' | 'runtimeDir' | 'sshKey' | 'knownHosts'>;
   vms: VmsRepo;
-  images: Pick<ImageService, 'byId' | 'list' | 'find' | 'inCatalog' | 'pull'>;
+  images: Pick<ImageService, 'byId' | 'list' | 'find' | 'inCatalog' | 'pull' | 'findByReference'>;
   kernels: Pick<KernelService, 'byId' | 'files' | 'ensureCurrentInitramfs'>;
   runtime: VmRuntime;
   provisioner: Pick<VmProvisioner, 'build' | 'growWorkDisk' | 'remove' | 'pruneHostKeys'>;
@@ -164,6 +165,11 @@ export class VmService {
     const image = await this.#resolveImage(imageRef, { typed: params.image !== undefined }, ctx);
     const kernel = this.#deps.kernels.byId(image.kernelId);
     if (kernel === undefined) throw new BangerError('ERR_NOT_FOUND', `image ${image.name} refers to a kernel that no longer exists`);
+    if (image.spec.sshServer === 'banger' && params.spec.init === 'systemd') {
+      throw new BangerError('ERR_INVALID_ARGUMENT', `image ${image.name} is from a registry and boots under banger's own init`, {
+        hint: 'leave out --init systemd (the default, --init minimal, runs banger init and SSH server)',
+      });
+    }
 
     const name = params.name ?? generateVmName((n) => this.#deps.vms.list().some((vm) => vm.name === n));
     const id = newId();
@@ -192,7 +198,7 @@ export class VmService {
           detail: 'preparing disks (upper layer over the image, work disk for /root)',
           run: async () => {
             const net = slotNetwork(this.#deps.networkConfig, vm().slot);
-            await this.#deps.provisioner.build(vm(), this.vmDir(vm()), net, ctx);
+            await this.#deps.provisioner.build(vm(), this.vmDir(vm()), net, { sshServer: image.spec.sshServer ?? 'image' }, ctx);
             this.#deps.vms.setState(id, 'created');
           },
           rollback: () => {
@@ -228,6 +234,12 @@ export class VmService {
     if (exact !== undefined) return exact;
     if (this.#deps.images.inCatalog(ref)) {
       ctx.progress('pull', `image ${ref} is not here yet: pulling it from the catalog`);
+      return (await this.#deps.images.pull(ref, ctx)).image;
+    }
+    const pulled = this.#deps.images.findByReference(ref);
+    if (pulled !== undefined) return pulled;
+    if (looksLikeReference(ref)) {
+      ctx.progress('pull', `image ${ref} is not here yet: pulling it from its registry`);
       return (await this.#deps.images.pull(ref, ctx)).image;
     }
     if (options.typed) return this.#deps.images.find(ref);
