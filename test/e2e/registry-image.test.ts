@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import type { ImageInfo, VmInfo } from '../../src/rpc/methods.js';
+import { buildOciLayout, fixtureImageTrees, TestRegistry } from '../helpers/oci-registry.js';
+import { BangerWorld, userModeLabel, vmWorldOptions } from '../integration/harness.js';
+
+/**
+ * Registry images in real VMs: a busybox-only image (no sshd, no init of
+ * its own) pushed as a multi-platform index to a real loopback registry,
+ * pulled by `vm run --image <ref>` itself, boots under banger's init and
+ * SSH server; in the guest, owners, modes, the whiteout, the opaque dir and
+ * the hard link are as the layers made them, and commands run with the
+ * image's Env, WorkingDir and User.
+ */
+describe(`registry images in real VMs${userModeLabel()}`, { timeout: 30 * 60_000 }, () => {
+  let world: BangerWorld;
+  let registry: TestRegistry;
+  let ref: string;
+  const root = mkdtempSync(join(tmpdir(), 'banger-e2e-registry-'));
+
+  before(async () => {
+    world = await BangerWorld.create(vmWorldOptions());
+    registry = await TestRegistry.start();
+    const trees = fixtureImageTrees(join(root, 'trees'));
+    buildOciLayout(join(root, 'layout'), 'v1', [trees.base, trees.top], {
+      platforms: 'index',
+      config: { Env: ['PATH=/usr/bin:/bin', 'GREETING=hello from the image'], WorkingDir: '/srv', User: 'dev' },
+    });
+    registry.push(join(root, 'layout'), 'v1', 'team/busybox');
+    ref = `${registry.host}/team/busybox:v1`;
+  });
+  after(() => {
+    world.close();
+    registry.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  test('vm run --image <ref> pulls the image and runs in it as its User, in its WorkingDir, with its Env', async () => {
+    const script = [
+      'id -un',
+      'pwd',
+      'echo "$GREETING"',
+      'stat -c "%a %u %g %n" /usr/bin/setuid-tool /home/dev /home/dev/notes',
+      'cat /home/dev/notes',
+      'test ! -e /etc/gone && echo gone-is-gone',
+      'ls /opt/old',
+      'stat -c %i /srv/data /srv/data-link | uniq | wc -l',
+    ].join('; ');
+    const result = await world.run(['vm', 'run', '--rm', '--image', ref, '--', 'sh', '-c', script], { timeoutMs: 900_000 });
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stderr, /pulling it from its registry/);
+    const lines = result.stdout.trimEnd().split('\n');
+    assert.deepEqual(lines, [
+      'dev',
+      '/srv',
+      'hello from the image',
+      '4755 0 0 /usr/bin/setuid-tool',
+      '755 1000 1000 /home/dev',
+      '600 1000 1000 /home/dev/notes',
+      'mine',
+      'gone-is-gone',
+      'upper',
+      '1',
+    ]);
+    const { images } = await world.json<{ images: ImageInfo[] }>(['image', 'list']);
+    assert.deepEqual(
+      images.map((i) => [i.name, i.ref]),
+      [['busybox-v1', ref]],
+    );
+    assert.deepEqual((await world.json<{ vms: VmInfo[] }>(['vm', 'list'])).vms, []);
+  });
+
+  test('a VM of an image without sshd answers vm exec (signals and exit status too) and vm ssh-style root commands', async () => {
+    const created = await world.json<VmInfo>(['vm', 'create', '--name', 'bb', '--image', 'busybox-v1'], { timeoutMs: 300_000 });
+    assert.equal(created.state, 'running');
+    const exec = await world.run(['vm', 'exec', 'bb', '--', 'sh', '-c', 'id -u; exit 3']);
+    assert.equal(exec.code, 3, exec.stderr);
+    assert.equal(exec.stdout, '1000\n');
+    // The SSH server is banger's own: the image has none.
+    const server = await world.run(['vm', 'exec', 'bb', '--', 'sh', '-c', 'test ! -e /usr/sbin/sshd && ps | grep -c "[d]ropbear"']);
+    assert.equal(server.code, 0, server.stderr);
+    assert.ok(Number(server.stdout.trim()) >= 1, server.stdout);
+    // Ctrl-C reaches the guest command.
+    const child = world.spawn(['vm', 'exec', 'bb', '--', 'sh', '-c', 'echo started; sleep 60']);
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    await new Promise<void>((resolve) => child.stdout?.on('data', () => resolve()));
+    child.kill('SIGINT');
+    assert.equal(await exited, 130);
+    const stop = await world.run(['vm', 'stop', 'bb'], { timeoutMs: 120_000 });
+    assert.equal(stop.code, 0, stop.stderr);
+    assert.equal((await world.run(['vm', 'delete', 'bb'])).code, 0);
+    assert.equal((await world.run(['image', 'delete', 'busybox-v1'])).code, 0);
+  });
+
+  test('--init systemd is refused for a registry image, with nothing created', async () => {
+    const result = await world.run(['vm', 'create', '--name', 'sd', '--image', ref, '--init', 'systemd', '--no-start'], { timeoutMs: 300_000 });
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /error\[ERR_INVALID_ARGUMENT\].*banger's own init/);
+    assert.deepEqual((await world.json<{ vms: VmInfo[] }>(['vm', 'list'])).vms, []);
+  });
+});
