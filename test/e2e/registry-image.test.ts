@@ -87,7 +87,11 @@ describe(`registry images in real VMs${userModeLabel()}`, { timeout: 30 * 60_000
     // Ctrl-C reaches the guest command.
     const child = world.spawn(['vm', 'exec', 'bb', '--', 'sh', '-c', 'echo started; sleep 60']);
     const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
-    await new Promise<void>((resolve) => child.stdout?.on('data', () => resolve()));
+    await new Promise<void>((resolve) =>
+      child.stdout?.on('data', () => {
+        resolve();
+      }),
+    );
     child.kill('SIGINT');
     assert.equal(await exited, 130);
     const stop = await world.run(['vm', 'stop', 'bb'], { timeoutMs: 120_000 });
