@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, renameSync, rmSync, statSync, type WriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, mkdirSync, renameSync, rmSync, statSync, type WriteStream } from 'node:fs';
+import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 
 import type { BangerError } from '../rpc/errors.js';
@@ -56,4 +57,60 @@ export async function writeVerifiedFile(
   } finally {
     rmSync(partial, { force: true });
   }
+}
+
+/** How a resumable fill writes: from where the kept bytes end (append), or from the start. */
+export type ResumableSink = (from: 'kept' | 'start') => WriteStream;
+
+/**
+ * Like writeVerifiedFile, but a transfer that fails part way keeps what it
+ * wrote in `partial`, and the next call resumes from there: `fill` gets the
+ * number of bytes already kept and opens the sink to append to them (after a
+ * ranged request the server honoured) or to start over. The kept bytes are
+ * hashed before new ones, so the file is still verified whole. When a resumed
+ * file does not hash right (the kept part was bad) it is removed and fetched
+ * once more from the start; a file fetched from the start that does not hash
+ * right is removed and `mismatch` thrown. `target` appears only verified.
+ * Callers must not run two calls for one `partial` at once (see
+ * RegistryClient, which runs one per blob).
+ */
+export async function writeResumableFile(
+  target: string,
+  sha256: string,
+  partial: string,
+  fill: (kept: number, openSink: ResumableSink, onChunk: (chunk: Buffer) => void) => Promise<void>,
+  mismatch: (actual: string) => BangerError,
+): Promise<void> {
+  mkdirSync(dirname(partial), { recursive: true, mode: 0o700 });
+  for (let attempt = 0; attempt < 2; attempt++) {
+    let kept: number;
+    try {
+      kept = statSync(partial).size;
+    } catch {
+      kept = 0;
+    }
+    let hash = createHash('sha256');
+    if (kept > 0) for await (const chunk of createReadStream(partial) as AsyncIterable<Buffer>) hash.update(chunk);
+    let fromStart = kept === 0;
+    await fill(
+      kept,
+      (from) => {
+        if (from === 'start') {
+          fromStart = true;
+          hash = createHash('sha256');
+          return createWriteStream(partial, { mode: 0o600, flags: 'w' });
+        }
+        return createWriteStream(partial, { mode: 0o600, flags: 'a' });
+      },
+      (chunk) => hash.update(chunk),
+    );
+    const actual = hash.digest('hex');
+    if (actual === sha256) {
+      renameSync(partial, target);
+      return;
+    }
+    rmSync(partial, { force: true });
+    if (fromStart) throw mismatch(actual);
+  }
+  throw mismatch('(still wrong after a fresh download)');
 }

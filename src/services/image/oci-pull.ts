@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Transform } from 'node:stream';
+import { Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 
@@ -189,7 +189,7 @@ export async function decompressLayer(blob: string, target: string, diffId: stri
     await unzstd(blob, target, tap, label, signal);
     source = target;
   } else {
-    await pipeline(createReadStream(blob), tap, { signal });
+    await pipeline(createReadStream(blob), hashSink(hash), { signal });
   }
   const actual = `sha256:${hash.digest('hex')}`;
   if (actual !== diffId) {
@@ -199,6 +199,16 @@ export async function decompressLayer(blob: string, target: string, diffId: stri
     });
   }
   return source;
+}
+
+/** A sink that only hashes what it is given. */
+function hashSink(hash: Hash): Writable {
+  return new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      hash.update(chunk);
+      done();
+    },
+  });
 }
 
 function corrupt(label: string, error: unknown): Error {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -334,4 +334,66 @@ test('a Basic-auth registry gets the docker config login, and a wrong one fails 
   assert.equal(registry.log.at(-1)?.authorization, registry.basic);
   await assert.rejects(new RegistryClient({ credentials: dockerConfigLookup(login('nope')) }).getManifest(ref), isCode('ERR_REGISTRY_AUTH'));
   await assert.rejects(new RegistryClient().getManifest(ref), isCode('ERR_REGISTRY_AUTH', /requires a login/));
+});
+
+test('a blob transfer cut off part way is resumed with a ranged request and still verified whole', async () => {
+  const registry = await withImage();
+  const ranges: (string | undefined)[] = [];
+  let first = true;
+  registry.misbehave = (req, res) => {
+    if (!(req.url ?? '').includes('/blobs/')) return false;
+    ranges.push(req.headers.range);
+    if (first) {
+      first = false;
+      res.writeHead(200, { 'content-length': String(LAYER.length) });
+      res.write(LAYER.subarray(0, 1024 * 1024), () => res.destroy());
+      return true;
+    }
+    const from = Number(/^bytes=(\d+)-$/.exec(req.headers.range ?? '')?.[1] ?? 0);
+    res.writeHead(from > 0 ? 206 : 200, { 'content-length': String(LAYER.length - from) }).end(LAYER.subarray(from));
+    return true;
+  };
+  const cache = mkdtempSync(join(root, 'cache-'));
+  const ref = parseReference(`${registry.host}/team/dev:1`);
+  await assert.rejects(client().fetchBlob(ref, sha(LAYER), cache, { size: LAYER.length }), isCode('ERR_DOWNLOAD_FAILED'));
+  assert.deepEqual(readdirSync(join(cache, 'blobs', 'sha256')), [], 'nothing half-done is in the blob cache');
+  const kept = readFileSync(join(cache, 'partial', sha(LAYER).slice(7))).length;
+  assert.ok(kept > 0 && kept < LAYER.length, `part of the blob was kept (${kept} bytes)`);
+  const progress: number[] = [];
+  const path = await client().fetchBlob(ref, sha(LAYER), cache, { size: LAYER.length, onProgress: (p) => progress.push(p.received) });
+  assert.ok(readFileSync(path).equals(LAYER));
+  assert.deepEqual(ranges, [undefined, `bytes=${kept}-`]);
+  assert.equal(progress.at(-1), LAYER.length);
+  assert.deepEqual(readdirSync(join(cache, 'partial')), [], 'the partial file became the blob');
+});
+
+test('a kept partial that is wrong is dropped and the blob fetched again from the start; a registry ignoring Range is fine', async () => {
+  const registry = await withImage();
+  const ranges: (string | undefined)[] = [];
+  registry.misbehave = (req, res) => {
+    if (!(req.url ?? '').includes('/blobs/')) return false;
+    ranges.push(req.headers.range);
+    const from = Number(/^bytes=(\d+)-$/.exec(req.headers.range ?? '')?.[1] ?? 0);
+    res.writeHead(from > 0 ? 206 : 200, { 'content-length': String(LAYER.length - from) }).end(LAYER.subarray(from));
+    return true;
+  };
+  const cache = mkdtempSync(join(root, 'cache-'));
+  const ref = parseReference(`${registry.host}/team/dev:1`);
+  const partialDir = join(cache, 'partial');
+  mkdirSync(partialDir, { recursive: true });
+  writeFileSync(join(partialDir, sha(LAYER).slice(7)), Buffer.alloc(1000, 'x'));
+  assert.ok(readFileSync(await client().fetchBlob(ref, sha(LAYER), cache, { size: LAYER.length })).equals(LAYER));
+  assert.deepEqual(ranges, ['bytes=1000-', undefined], 'resumed, found wrong, fetched whole');
+
+  registry.misbehave = (req, res) => {
+    if (!(req.url ?? '').includes('/blobs/')) return false;
+    ranges.push(req.headers.range);
+    res.writeHead(200, { 'content-length': String(CONFIG.length) }).end(CONFIG);
+    return true;
+  };
+  writeFileSync(join(partialDir, sha(CONFIG).slice(7)), CONFIG.subarray(0, 5));
+  assert.ok(
+    readFileSync(await client().fetchBlob(ref, sha(CONFIG), cache, { size: CONFIG.length })).equals(CONFIG),
+    'a 200 answer to a ranged request starts over',
+  );
 });

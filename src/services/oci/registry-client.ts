@@ -16,8 +16,10 @@
  *     renamed to `<cacheDir>/blobs/sha256/<hex>` only after the hash matched,
  *     so the cache never holds a partial or wrong blob; a cached blob is
  *     rehashed and reused without a request. Given the descriptor's size, a
- *     longer body is cut off. Two pulls of one blob at once both download it;
- *     the renames are atomic, so the cache stays correct either way.
+ *     longer body is cut off. A transfer cut off part way keeps its bytes in
+ *     `<cacheDir>/partial/<hex>` and the next fetch resumes with a ranged
+ *     request (the whole is still verified). Two fetches of one blob at once
+ *     in this process share one download.
  *  Authentication (auth.ts): requests go out with the cached token for
  *  `repository:<repo>:pull`, or none; a 401 is answered from its
  *  `WWW-Authenticate` challenge with a fresh token and the request is retried
@@ -29,10 +31,10 @@
  *  Credentials: pass `credentials: dockerConfigLookup(config)` (docker-config.ts).
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { hasVerifiedFile, writeVerifiedFile } from '../../host/verified-file.js';
+import { hasVerifiedFile, writeResumableFile } from '../../host/verified-file.js';
 import { BangerError } from '../../rpc/errors.js';
 import { type CredentialLookup, parseWwwAuthenticate, RegistryAuth } from './auth.js';
 import { Exchange, type Timeouts } from './http.js';
@@ -73,6 +75,9 @@ const MANIFEST_LIMIT_BYTES = 4 * 1024 * 1024;
 const ERROR_BODY_LIMIT_BYTES = 64 * 1024;
 const PROGRESS_INTERVAL_BYTES = 1024 * 1024;
 const DIGEST = /^sha256:([a-f0-9]{64})$/;
+
+/** Blob downloads in progress in this process, by target path (a daemon is one process per user). */
+const downloading = new Map<string, Promise<void>>();
 
 export class RegistryClient {
   readonly #options: RegistryClientOptions;
@@ -137,16 +142,35 @@ export class RegistryClient {
     const target = join(dir, hex);
     if (await hasVerifiedFile(target, hex)) return target;
     const what = `blob ${digest} of ${formatReference(ref)}`;
-    await writeVerifiedFile(
+    // One download per blob at a time in this process (the partial file is shared by resumes).
+    let running = downloading.get(target);
+    if (running === undefined) {
+      running = this.#download(ref, digest, hex, target, join(cacheDir, 'partial', hex), what, options).finally(() => downloading.delete(target));
+      downloading.set(target, running);
+    }
+    await running;
+    return target;
+  }
+
+  /**
+   * Downloads a blob into `target` through `partial`, resuming a transfer an
+   * earlier attempt left there with a ranged request (a registry that answers
+   * 200 instead of 206 gets the whole blob written afresh).
+   */
+  async #download(ref: ImageReference, digest: string, hex: string, target: string, partial: string, what: string, options: FetchBlobOptions): Promise<void> {
+    await writeResumableFile(
       target,
       hex,
-      async (openSink, onChunk) => {
-        const exchange = await this.#open(ref, `blobs/${digest}`, {}, options.signal, what);
+      partial,
+      async (kept, openSink, onChunk) => {
+        if (options.size !== undefined && kept >= options.size) return; // all there: only the hash is left to check
+        const exchange = await this.#open(ref, `blobs/${digest}`, kept > 0 ? { range: `bytes=${kept}-` } : {}, options.signal, what);
+        const resumed = kept > 0 && exchange.response.status === 206;
         const length = exchange.response.headers.get('content-length');
-        const total = length === null ? undefined : Number(length);
-        let received = 0;
-        let reported = 0;
-        await exchange.pipeBody(openSink(), (chunk) => {
+        const total = options.size ?? (length === null ? undefined : Number(length) + (resumed ? kept : 0));
+        let received = resumed ? kept : 0;
+        let reported = received;
+        await exchange.pipeBody(openSink(resumed ? 'kept' : 'start'), (chunk) => {
           onChunk(chunk);
           received += chunk.length;
           if (options.size !== undefined && received > options.size) {
@@ -164,8 +188,11 @@ export class RegistryClient {
         new BangerError('ERR_VERIFY_FAILED', `${what} has sha256 ${actual}, expected ${hex}`, {
           hint: 'the registry (or something between) served different content; the download was discarded, retry the pull',
         }),
-    );
-    return target;
+    ).catch((error: unknown) => {
+      // Too long is not resumable: what was kept is wrong.
+      if (error instanceof BangerError && error.code === 'ERR_VERIFY_FAILED') rmSync(partial, { force: true });
+      throw error;
+    });
   }
 
   /**
