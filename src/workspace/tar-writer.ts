@@ -88,8 +88,22 @@ export function entryHeader(fields: HeaderFields): Buffer {
   const typeflag = kind.type === 'file' ? '0' : kind.type === 'dir' ? '5' : '2';
   const main = rawHeader(truncateUtf8(name, 100), fields.mode, size > MAX_OCTAL_SIZE ? 0 : size, fields.mtime, typeflag, truncateUtf8(linkname, 100));
   if (records.length === 0) return main;
-  const pax = Buffer.from(records.join(''), 'utf8');
-  return Buffer.concat([rawHeader('PaxHeader', 0o644, pax.length, fields.mtime, 'x', ''), pax, padding(pax.length), main]);
+  return Buffer.concat([paxBlocks(records.join(''), fields.mtime), main]);
+}
+
+function paxBlocks(records: string, mtime: number): Buffer {
+  const pax = Buffer.from(records, 'utf8');
+  return Buffer.concat([rawHeader('PaxHeader', 0o644, pax.length, mtime, 'x', ''), pax, padding(pax.length)]);
+}
+
+/** A pax extended header (`x`, whole blocks) carrying `records` for the member that follows it. */
+export function paxExtendedHeader(records: Readonly<Record<string, string>>): Buffer {
+  return paxBlocks(
+    Object.entries(records)
+      .map(([key, value]) => paxRecord(key, value))
+      .join(''),
+    0,
+  );
 }
 
 function truncateUtf8(value: string, bytes: number): string {

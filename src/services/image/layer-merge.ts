@@ -1,8 +1,9 @@
-import { open, type FileHandle } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 
 import { BangerError } from '../../rpc/errors.js';
-import { entryHeader } from '../../workspace/tar-writer.js';
+import { entryHeader, paxExtendedHeader } from '../../workspace/tar-writer.js';
 import { readTarIndex, type TarMember, type TarMemberType } from './tar-index.js';
+import { BufferedWriter, copyRange } from './tar-output.js';
 
 /**
  * Flattens an image's layers (uncompressed tar files, lowest first) into one
@@ -61,7 +62,6 @@ interface Node {
 const OPAQUE = '.wh..wh..opq';
 const WHITEOUT = '.wh.';
 const BLOCK = 512;
-const COPY_CHUNK = 1024 * 1024;
 const MAX_SYMLINK_HOPS = 16;
 const READ_LIMIT = 1024 * 1024;
 
@@ -362,7 +362,7 @@ export class MergedTree {
               await copyRange(layer, writer, member.headerOffset, member.dataOffset + padded(member.size) - member.headerOffset);
             } else {
               const records = { ...member.pax, ...(newName === undefined ? {} : { path: newName }), ...(newLink === undefined ? {} : { linkpath: newLink }) };
-              await writer.write(paxHeader(records));
+              await writer.write(paxExtendedHeader(records));
               await copyRange(layer, writer, member.mainHeaderOffset, BLOCK + padded(member.size));
             }
             count++;
@@ -433,76 +433,4 @@ function resolveInRoot(base: string, target: string): string {
 
 function padded(size: number): number {
   return Math.ceil(size / BLOCK) * BLOCK;
-}
-
-/** One pax record: "<len> <key>=<value>\n", where len counts the whole record. */
-function paxRecord(key: string, value: string): string {
-  const body = ` ${key}=${value}\n`;
-  const base = Buffer.byteLength(body);
-  let length = base + 1;
-  while (length !== base + String(length).length) length = base + String(length).length;
-  return `${length}${body}`;
-}
-
-/** A pax extended header (`x`) carrying `records`, padded to whole blocks. */
-function paxHeader(records: Record<string, string>): Buffer {
-  const data = Buffer.from(
-    Object.entries(records)
-      .map(([key, value]) => paxRecord(key, value))
-      .join(''),
-    'utf8',
-  );
-  const header = Buffer.alloc(BLOCK);
-  header.write('PaxHeader', 0, 'utf8');
-  header.write('0000644\0', 100, 'latin1');
-  header.write('0000000\0', 108, 'latin1');
-  header.write('0000000\0', 116, 'latin1');
-  header.write(`${data.length.toString(8).padStart(11, '0')}\0`, 124, 'latin1');
-  header.write('00000000000\0', 136, 'latin1');
-  header.fill(0x20, 148, 156);
-  header.write('x', 156, 'latin1');
-  header.write('ustar\0', 257, 'latin1');
-  header.write('00', 263, 'latin1');
-  let sum = 0;
-  for (const byte of header) sum += byte;
-  header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
-  return Buffer.concat([header, data, Buffer.alloc(padded(data.length) - data.length)]);
-}
-
-/** Collects small writes into large ones. */
-class BufferedWriter {
-  readonly #file: FileHandle;
-  #chunks: Buffer[] = [];
-  #bytes = 0;
-
-  constructor(file: FileHandle) {
-    this.#file = file;
-  }
-
-  async write(chunk: Buffer): Promise<void> {
-    if (chunk.length === 0) return;
-    this.#chunks.push(chunk);
-    this.#bytes += chunk.length;
-    if (this.#bytes >= COPY_CHUNK) await this.flush();
-  }
-
-  async flush(): Promise<void> {
-    if (this.#bytes === 0) return;
-    const [first] = this.#chunks;
-    const data = this.#chunks.length === 1 && first !== undefined ? first : Buffer.concat(this.#chunks, this.#bytes);
-    this.#chunks = [];
-    this.#bytes = 0;
-    await this.#file.write(data, 0, data.length);
-  }
-}
-
-async function copyRange(source: FileHandle, writer: BufferedWriter, start: number, length: number): Promise<void> {
-  let done = 0;
-  while (done < length) {
-    const chunk = Buffer.alloc(Math.min(COPY_CHUNK, length - done));
-    const { bytesRead } = await source.read(chunk, 0, chunk.length, start + done);
-    if (bytesRead === 0) throw invalid('a layer ended in the middle of a member');
-    await writer.write(bytesRead === chunk.length ? chunk : chunk.subarray(0, bytesRead));
-    done += bytesRead;
-  }
 }

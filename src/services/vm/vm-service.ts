@@ -4,7 +4,7 @@ import * as names from '../../config/filenames.js';
 import type { Layout } from '../../config/paths.js';
 import type { GuestConnection } from '../../guest/guest-connection.js';
 import { BangerError } from '../../rpc/errors.js';
-import { looksLikeReference } from '../image/registry-images.js';
+import { resolveCreateImage } from './create-image.js';
 import type { ImageRecord } from '../../store/images-repo.js';
 import { newId, resolveRef } from '../../store/records.js';
 import type { VmRecord, VmSpec, VmsRepo } from '../../store/vms-repo.js';
@@ -162,7 +162,7 @@ export class VmService {
 
     const imageRef = params.image ?? this.#deps.defaultImage;
     ctx.progress('image', `resolving image ${imageRef}`);
-    const image = await this.#resolveImage(imageRef, { typed: params.image !== undefined }, ctx);
+    const image = await resolveCreateImage(this.#deps.images, imageRef, { typed: params.image !== undefined }, ctx);
     const kernel = this.#deps.kernels.byId(image.kernelId);
     if (kernel === undefined) throw new BangerError('ERR_NOT_FOUND', `image ${image.name} refers to a kernel that no longer exists`);
     if (image.spec.sshServer === 'banger' && params.spec.init === 'systemd') {
@@ -221,31 +221,6 @@ export class VmService {
     const created = this.#deps.vms.get(id);
     if (created === undefined) throw new Error(`VM ${id} vanished after create`);
     return created;
-  }
-
-  /**
-   * The image a create asked for. Names are matched exactly first; a catalog
-   * name not pulled yet is pulled rather than prefix-matched to some other
-   * image (`debian-bookworm` must never boot `debian-bookworm-dev`). Only a
-   * ref the user typed may be an id or a unique prefix.
-   */
-  async #resolveImage(ref: string, options: { typed: boolean }, ctx: OpContext): Promise<ImageRecord> {
-    const exact = this.#deps.images.list().find((image) => image.name === ref || image.id === ref);
-    if (exact !== undefined) return exact;
-    if (this.#deps.images.inCatalog(ref)) {
-      ctx.progress('pull', `image ${ref} is not here yet: pulling it from the catalog`);
-      return (await this.#deps.images.pull(ref, ctx)).image;
-    }
-    const pulled = this.#deps.images.findByReference(ref);
-    if (pulled !== undefined) return pulled;
-    if (looksLikeReference(ref)) {
-      ctx.progress('pull', `image ${ref} is not here yet: pulling it from its registry`);
-      return (await this.#deps.images.pull(ref, ctx)).image;
-    }
-    if (options.typed) return this.#deps.images.find(ref);
-    throw new BangerError('ERR_NOT_FOUND', `the default image "${ref}" does not exist and is not in the catalog`, {
-      hint: 'set default_image in config.toml to an image from `banger image list`, or pass --image',
-    });
   }
 
   start(ref: string, ctx: OpContext): Promise<VmRecord> {
