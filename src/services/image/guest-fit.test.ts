@@ -16,14 +16,14 @@ after(() => {
 });
 let count = 0;
 
-async function treeOf(files: Record<string, string | { link: string }>): Promise<MergedTree> {
+async function treeOf(files: Record<string, string | { symlink: string }>): Promise<MergedTree> {
   const dir = join(root, `tree-${count++}`);
   mkdirSync(dir);
   for (const [path, content] of Object.entries(files)) {
     const full = join(dir, path);
     mkdirSync(join(full, '..'), { recursive: true });
     if (typeof content === 'string') writeFileSync(full, content);
-    else symlinkSync(content.link, full);
+    else symlinkSync(content.symlink, full);
   }
   const tar = join(root, `layer-${count++}.tar`);
   execFileSync('tar', ['-C', dir, '--numeric-owner', '-cf', tar, '.']);
@@ -37,7 +37,7 @@ const file = (extras: ExtraEntry[], path: string): string | undefined => {
 };
 
 test('a busybox rootfs without accounts gets root, its group, the mount points and the bundle', async () => {
-  const extras = await guestFitEntries(await treeOf({ 'bin/busybox': 'BB', 'bin/sh': { link: 'busybox' } }), bundle);
+  const extras = await guestFitEntries(await treeOf({ 'bin/busybox': 'BB', 'bin/sh': { symlink: 'busybox' } }), bundle);
   assert.equal(file(extras, '/etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
   assert.equal(file(extras, '/etc/group'), 'root:x:0:\n');
   assert.equal(file(extras, '/etc/shells'), undefined, '/bin/sh is in the default list');
@@ -52,8 +52,8 @@ test("a Debian-like image keeps root's bash, listed in /etc/shells already; noth
   const extras = await guestFitEntries(
     await treeOf({
       'usr/bin/bash': 'bash',
-      bin: { link: 'usr/bin' },
-      'usr/bin/sh': { link: 'bash' },
+      bin: { symlink: 'usr/bin' },
+      'usr/bin/sh': { symlink: 'bash' },
       'etc/passwd': passwd,
       'etc/group': 'root:x:0:\n',
       'etc/shells': '/bin/sh\n/bin/bash\n',
@@ -88,7 +88,7 @@ test('an image without /bin/sh is refused, naming what is missing', async () => 
     code: 'ERR_IMAGE_INVALID',
     message: /no \/bin\/sh/,
   });
-  await assert.rejects(guestFitEntries(await treeOf({ 'bin/sh': { link: '/nonexistent' } }), bundle), { code: 'ERR_IMAGE_INVALID' });
+  await assert.rejects(guestFitEntries(await treeOf({ 'bin/sh': { symlink: '/nonexistent' } }), bundle), { code: 'ERR_IMAGE_INVALID' });
 });
 
 test("the image's User becomes a login name: numeric ids through /etc/passwd, root and empty mean none", async () => {
