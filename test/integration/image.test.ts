@@ -65,7 +65,10 @@ describe('images', () => {
     const { entries } = await world.json<{ entries: { name: string; kernel: string; pulled: boolean }[] }>(['image', 'catalog']);
     assert.deepEqual(
       entries.map((e) => [e.name, e.kernel, e.pulled]),
-      [['debian-bookworm', 'debian-bookworm-cloud', true]],
+      [
+        ['debian-bookworm', 'debian-bookworm-cloud', true],
+        ['debian-bookworm-dev', 'debian-bookworm-cloud', false],
+      ],
     );
   });
 
