@@ -1,12 +1,17 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
+import pino from 'pino';
+
+import { DEFAULT_KERNEL_MIRROR } from '../../src/config/schema.js';
 import type { ImageInfo, VmInfo } from '../../src/rpc/methods.js';
+import { resolveBuildHost } from '../../src/services/image/build-namespace.js';
+import { buildDebianRoot } from '../../src/services/image/rootfs-builder.js';
 import { buildOciLayout, fixtureImageTrees, TestRegistry } from '../helpers/oci-registry.js';
-import { BangerWorld, userModeLabel, vmWorldOptions } from '../integration/harness.js';
+import { BangerWorld, SHARED_CACHE, userModeLabel, vmWorldOptions } from '../integration/harness.js';
 
 /**
  * Registry images in real VMs: a busybox-only image (no sshd, no init of
@@ -98,6 +103,37 @@ describe(`registry images in real VMs${userModeLabel()}`, { timeout: 30 * 60_000
     assert.equal(stop.code, 0, stop.stderr);
     assert.equal((await world.run(['vm', 'delete', 'bb'])).code, 0);
     assert.equal((await world.run(['image', 'delete', 'busybox-v1'])).code, 0);
+  });
+
+  test('a Debian minbase root (glibc, bash for root, no sshd) from a registry boots and runs commands', async () => {
+    // What debian:bookworm-slim is: minbase, nothing else. Built here with mmdebstrap (Docker Hub is out of reach).
+    const tarball = join(root, 'debian.tar');
+    const entry = { name: 'slim', description: 'minbase', suite: 'bookworm', packages: [], kernel: 'debian-bookworm-cloud' };
+    const ctx = { opId: 'op_test', signal: new AbortController().signal, log: pino({ level: 'silent' }), progress: () => undefined };
+    await buildDebianRoot(entry, DEFAULT_KERNEL_MIRROR, tarball, join(SHARED_CACHE, 'apt-archives-e2e'), resolveBuildHost(), ctx);
+    buildOciLayout(join(root, 'debian-layout'), 'slim', [], {
+      rawLayers: [readFileSync(tarball)],
+      config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'] },
+    });
+    rmSync(tarball, { force: true });
+    registry.push(join(root, 'debian-layout'), 'slim', 'library/debian');
+    const result = await world.run(
+      [
+        'vm',
+        'run',
+        '--rm',
+        '--image',
+        `${registry.host}/library/debian:slim`,
+        '--',
+        'bash',
+        '-c',
+        '. /etc/os-release; echo "$ID $VERSION_ID"; id -un; getent passwd root | cut -d: -f7; test ! -e /usr/sbin/sshd && echo no-sshd',
+      ],
+      { timeoutMs: 900_000 },
+    );
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(result.stdout.trimEnd().split('\n'), ['debian 12', 'root', '/bin/bash', 'no-sshd']);
+    assert.equal((await world.run(['image', 'delete', 'debian-slim'])).code, 0);
   });
 
   test('--init systemd is refused for a registry image, with nothing created', async () => {
