@@ -86,6 +86,20 @@ describe('image pull from a registry', { timeout: 15 * 60_000 }, () => {
 
   const images = async (): Promise<ImageInfo[]> => (await world.json<{ images: ImageInfo[] }>(['image', 'list'])).images;
 
+  /** Every blob the cache holds is complete: its bytes hash to its name (partial transfers live elsewhere). */
+  const assertBlobCacheWhole = (): void => {
+    const blobs = join(world.layout.cacheDir, 'oci', 'blobs', 'sha256');
+    for (const name of readdirSync(blobs)) {
+      assert.equal(
+        createHash('sha256')
+          .update(readFileSync(join(blobs, name)))
+          .digest('hex'),
+        name,
+        `cached blob ${name} is whole`,
+      );
+    }
+  };
+
   /** Nothing half-done in the images dir: no staging dirs, a dir per image row and nothing else. */
   const assertImagesDirClean = async (): Promise<void> => {
     const rows = (await images()).map((i) => i.id).sort();
@@ -219,17 +233,7 @@ describe('image pull from a registry', { timeout: 15 * 60_000 }, () => {
       'no image rows were added',
     );
     await assertImagesDirClean();
-    // Every blob the cache holds is complete: its bytes hash to its name.
-    const blobs = join(world.layout.cacheDir, 'oci', 'blobs', 'sha256');
-    for (const name of readdirSync(blobs)) {
-      assert.equal(
-        createHash('sha256')
-          .update(readFileSync(join(blobs, name)))
-          .digest('hex'),
-        name,
-        `cached blob ${name} is whole`,
-      );
-    }
+    assertBlobCacheWhole();
   });
 
   test('two pulls of one image at once make one image; pulls of different images run side by side', async () => {
@@ -332,15 +336,6 @@ describe('image pull from a registry', { timeout: 15 * 60_000 }, () => {
       before.map((i) => i.id),
     );
     await assertImagesDirClean();
-    const blobs = join(world.layout.cacheDir, 'oci', 'blobs', 'sha256');
-    for (const name of readdirSync(blobs)) {
-      assert.equal(
-        createHash('sha256')
-          .update(readFileSync(join(blobs, name)))
-          .digest('hex'),
-        name,
-        `cached blob ${name} is whole`,
-      );
-    }
+    assertBlobCacheWhole();
   });
 });
