@@ -108,7 +108,7 @@ describe(`registry images in real VMs${userModeLabel()}`, { timeout: 30 * 60_000
   test('a Debian minbase root (glibc, bash for root, no sshd) from a registry boots and runs commands', async () => {
     // What debian:bookworm-slim is: minbase, nothing else. Built here with mmdebstrap (Docker Hub is out of reach).
     const tarball = join(root, 'debian.tar');
-    const entry = { name: 'slim', description: 'minbase', suite: 'bookworm', packages: [], kernel: 'debian-bookworm-cloud' };
+    const entry = { name: 'slim', description: 'minbase', suite: 'bookworm', packages: ['bash'], kernel: 'debian-bookworm-cloud' }; // bash is essential already: minbase as it is
     const ctx = { opId: 'op_test', signal: new AbortController().signal, log: pino({ level: 'silent' }), progress: () => undefined };
     await buildDebianRoot(entry, DEFAULT_KERNEL_MIRROR, tarball, join(SHARED_CACHE, 'apt-archives-e2e'), resolveBuildHost(), ctx);
     buildOciLayout(join(root, 'debian-layout'), 'slim', [], {
