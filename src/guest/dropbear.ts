@@ -29,9 +29,19 @@ export interface BundleFile {
   mode: number;
 }
 
+/**
+ * dropbear's argv[0]: a name that resolves to no file. dropbear re-executes
+ * itself through its argv[0] for each connection when it can; run that way,
+ * the program would start without the bundled loader and libraries (found by
+ * the image's own loader, if it has one, and failing on the missing
+ * libtomcrypt: seen with a Debian image). With nothing to re-execute it
+ * serves each connection from a fork, as it does when built without re-exec.
+ */
+export const DROPBEAR_ARGV0 = 'banger-dropbear';
+
 /** busybox init's table for an image served by banger's dropbear (see MINIMAL_INITTAB for the image's sshd). */
 export const DROPBEAR_INITTAB = [
-  `::respawn:${BANGER_SSH_DIR}/ld.so --library-path ${BANGER_SSH_DIR}/lib ${BANGER_SSH_DIR}/dropbear -F -E -s -r ${DROPBEAR_HOST_KEY} -p 22`,
+  `::respawn:${BANGER_SSH_DIR}/ld.so --library-path ${BANGER_SSH_DIR}/lib --argv0 ${DROPBEAR_ARGV0} ${BANGER_SSH_DIR}/dropbear -F -E -s -r ${DROPBEAR_HOST_KEY} -p 22`,
   '::ctrlaltdel:/banger/busybox poweroff',
   '::shutdown:/banger/busybox sync',
   '',

@@ -11,6 +11,8 @@ import { verifyPinned } from './known-hosts.js';
 
 export interface GuestTarget {
   host: string;
+  /** 22 unless a test says otherwise. */
+  port?: number | undefined;
   privateKey: Buffer;
   knownHosts: string;
 }
@@ -25,16 +27,22 @@ export function connectGuest(target: GuestTarget, timeoutMs: number): Promise<Cl
   return new Promise((resolve, reject) => {
     const client = new Client();
     let mismatch: Error | undefined;
+    let settled = false;
     client.once('ready', () => {
+      settled = true;
       resolve(client);
     });
-    client.once('error', (error) => {
+    // `on`, not `once`: ssh2 can emit a second error for one failed attempt (a socket error, then
+    // "Connection lost before handshake"), and an 'error' with no listener kills the daemon.
+    client.on('error', (error) => {
+      if (settled) return;
+      settled = true;
       client.end();
       reject(mismatch ?? error);
     });
     client.connect({
       host: target.host,
-      port: 22,
+      port: target.port ?? 22,
       username: 'root',
       privateKey: target.privateKey,
       readyTimeout: timeoutMs,
