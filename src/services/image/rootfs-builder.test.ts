@@ -20,8 +20,25 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 
+import { pino } from 'pino';
+
 import { findExecutable } from '../../host/executables.js';
-import { APT_ARCHIVES_RESET_HOOK, COLLECT_DEBS_HOOK, IMAGE_FSTAB, MASKED_UNITS, mmdebstrapArgs, shareableHook } from './rootfs-builder.js';
+import { BangerError } from '../../rpc/errors.js';
+import type { OpContext } from '../op-context.js';
+import { resolveBuildHost } from './build-namespace.js';
+import { MISE_RELEASE, type ImageCatalogEntry } from './catalog.js';
+import {
+  APT_ARCHIVES_RESET_HOOK,
+  buildDebianRoot,
+  COLLECT_DEBS_HOOK,
+  IMAGE_FSTAB,
+  MASKED_UNITS,
+  MISE_OWNER_HOOK,
+  MISE_PATH,
+  mmdebstrapArgs,
+  NPM_CACHE_DIR,
+  shareableHook,
+} from './rootfs-builder.js';
 
 /**
  * The mmdebstrap hooks, run the way mmdebstrap runs them (`sh -c HOOK exec
@@ -129,4 +146,98 @@ test('mmdebstrap writes a tarball in unshare mode, syncs the .debs out before th
   assert.deepEqual(args.slice(-3), ['bookworm', '/s/rootfs.tar', 'http://deb.debian.org/debian']);
   const spaced = mmdebstrapArgs({ name: 'x', description: 'x', suite: 'bookworm', packages: [], kernel: 'k' }, 'http://m', '/t.tar', "/home/a b/.cache/it's");
   assert.ok(spaced.includes(`--setup-hook=sync-in '/home/a b/.cache/it'\\''s' /var/cache/apt/archives/`));
+});
+
+test('with mise, the binary is copied into /usr/local/bin and made root 0755 after the cache hooks and before the edits; without, no such hooks', () => {
+  const entry: ImageCatalogEntry = { name: 'x', description: 'x', suite: 'bookworm', packages: ['git'], kernel: 'k', mise: MISE_RELEASE };
+  const args = mmdebstrapArgs(entry, 'http://m', '/s/rootfs.tar', '/c/apt-archives', '/s/mise-1/mise');
+  assert.deepEqual(
+    args.filter((a) => a.startsWith('--customize-hook=')),
+    [
+      `--customize-hook=${COLLECT_DEBS_HOOK}`,
+      '--customize-hook=sync-out /tmp/banger-debs /c/apt-archives',
+      `--customize-hook=${APT_ARCHIVES_RESET_HOOK}`,
+      '--customize-hook=copy-in /s/mise-1/mise /usr/local/bin',
+      `--customize-hook=${MISE_OWNER_HOOK}`,
+      `--customize-hook=${shareableHook()}`,
+    ],
+  );
+  assert.deepEqual(args.slice(-3), ['bookworm', '/s/rootfs.tar', 'http://m']);
+  const spaced = mmdebstrapArgs(entry, 'http://m', '/t.tar', '/c', "/home/a b/it's/mise");
+  assert.ok(spaced.includes(`--customize-hook=copy-in '/home/a b/it'\\''s/mise' /usr/local/bin`));
+  // The entry's mise alone adds nothing: the hooks come with the host file to copy in.
+  assert.deepEqual(mmdebstrapArgs(entry, 'http://m', '/t.tar', '/c'), mmdebstrapArgs({ ...entry, mise: undefined }, 'http://m', '/t.tar', '/c'));
+  assert.equal(
+    mmdebstrapArgs(entry, 'http://m', '/t.tar', '/c').some((a) => a.includes('copy-in') || a.includes(MISE_PATH)),
+    false,
+  );
+});
+
+test("the mise owner hook makes the copied-in file root's and 0755, whoever owned it and whatever its mode", () => {
+  const dir = mkdtempSync(join(root, 'root-'));
+  mkdirSync(join(dir, 'usr', 'local', 'bin'), { recursive: true });
+  const mise = join(dir, 'usr', 'local', 'bin', 'mise');
+  writeFileSync(mise, 'elf');
+  chownSync(mise, 1000, 1000);
+  chmodSync(mise, 0o700);
+  runHook(MISE_OWNER_HOOK, dir);
+  const stat = statSync(mise);
+  assert.deepEqual([stat.uid, stat.gid, stat.mode & 0o7777], [0, 0, 0o755]);
+});
+
+function ctx(stages: string[]): OpContext {
+  return { opId: 'op_test', signal: new AbortController().signal, log: pino({ level: 'silent' }), progress: (stage) => stages.push(stage) };
+}
+
+/**
+ * A stand-in for mmdebstrap, run by buildDebianRoot in the real build
+ * namespace: it writes to the target (last but one argument) what the copy-in
+ * hook's host path looks like from there, its words split by a shell as
+ * mmdebstrap splits them; or, with `fail`, fails as mmdebstrap does.
+ */
+function fakeMmdebstrap(fail: boolean): string {
+  const path = join(mkdtempSync(join(root, 'fake-')), 'mmdebstrap');
+  writeFileSync(
+    path,
+    [
+      '#!/bin/sh',
+      fail ? 'echo "E: no luck" >&2; exit 1' : '',
+      'eval "target=\\${$(($# - 1))}"',
+      'for arg do',
+      '  case $arg in',
+      `    '--customize-hook=copy-in '*) (eval "set -- \${arg#--customize-hook=copy-in }"; stat -c '%a %s' "$1"; head -c 4 "$1" | od -An -c; echo "into $2") ;;`,
+      '  esac',
+      'done > "$target"',
+    ].join('\n'),
+  );
+  chmodSync(path, 0o755);
+  return path;
+}
+
+test('buildDebianRoot fetches mise before mmdebstrap, hands it a host path the build namespace reads, and removes it afterwards, also when mmdebstrap fails', async () => {
+  const staging = mkdtempSync(join(root, 'staging '));
+  const cache = join(root, 'cache dir');
+  const aptCache = join(cache, 'apt-archives');
+  const entry: ImageCatalogEntry = { name: 'x', description: 'x', suite: 'bookworm', packages: ['git'], kernel: 'k', mise: MISE_RELEASE };
+  const hostWith = (mmdebstrap: string) => resolveBuildHost({ findTool: (name) => (name === 'mmdebstrap' ? mmdebstrap : findExecutable(name)) });
+  const target = join(staging, 'rootfs.tar');
+  const stages: string[] = [];
+
+  await buildDebianRoot(entry, 'http://m', target, aptCache, hostWith(fakeMmdebstrap(false)), ctx(stages));
+  const seen = readFileSync(target, 'utf8').split('\n');
+  const { size } = statSync(join(cache, NPM_CACHE_DIR, readdirSync(join(cache, NPM_CACHE_DIR))[0] ?? ''));
+  assert.ok(size > 1_000_000, 'the npm tarball is cached beside the apt cache');
+  assert.match(seen[0] ?? '', /^755 \d{8,9}$/, "an executable of mise's size, readable in the namespace");
+  assert.equal(seen[1]?.replace(/\s+/g, ' ').trim(), '177 E L F');
+  assert.equal(seen[2], 'into /usr/local/bin');
+  assert.deepEqual([...new Set(stages)], ['mise', 'bootstrap'], 'mise is fetched first');
+  assert.deepEqual(readdirSync(staging), ['rootfs.tar'], 'the mise copy is gone from the staging dir');
+
+  rmSync(target);
+  const failed = mkdtempSync(join(root, 'staging-'));
+  await assert.rejects(
+    buildDebianRoot(entry, 'http://m', join(failed, 'rootfs.tar'), aptCache, hostWith(fakeMmdebstrap(true)), ctx([])),
+    (error: unknown) => error instanceof BangerError && error.code === 'ERR_HOST_COMMAND_FAILED' && error.message.includes('mmdebstrap'),
+  );
+  assert.deepEqual(readdirSync(failed), []);
 });

@@ -1,9 +1,11 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 
 import { shellQuote } from '../../guest/shell.js';
 import type { OpContext } from '../op-context.js';
 import { runInBuildNamespace, type BuildHost } from './build-namespace.js';
 import type { ImageCatalogEntry } from './catalog.js';
+import { fetchMise } from './mise.js';
 
 /**
  * Builds a catalog image's root filesystem with mmdebstrap into a tarball
@@ -18,6 +20,10 @@ import type { ImageCatalogEntry } from './catalog.js';
  *
  * Downloaded .debs are kept in the cache (apt verifies them against the
  * signed index on every use), so rebuilding only costs the install.
+ *
+ * An entry with `mise` also gets that pinned binary at MISE_PATH, downloaded
+ * from npm on the host (mise.ts, cached beside the .debs) and copied in by a
+ * hook, owned by root and mode 0755.
  */
 
 /** Units that only slow a sandbox's boot: the root is assembled by banger's initramfs. */
@@ -84,12 +90,30 @@ export const COLLECT_DEBS_HOOK = `mkdir -m 0700 "$1"${DEBS_OUT} && find "$1"/var
  */
 export const APT_ARCHIVES_RESET_HOOK = `rm -rf "$1"${DEBS_OUT} && chmod 0755 "$1"/var/cache/apt/archives`;
 
+/** Where mise is installed in an image. */
+export const MISE_PATH = '/usr/local/bin/mise';
+
+/** The npm tarball cache, beside the apt archive cache (both under banger's cache dir). */
+export const NPM_CACHE_DIR = 'npm';
+
+/**
+ * After copy-in: root's and 0755 whoever owned the host file and whatever
+ * its mode (copy-in keeps both; rootless, the user's file already maps to
+ * root, this makes it not depend on that). The path is the regular file
+ * copy-in just wrote, in a chroot nothing else runs in.
+ */
+export const MISE_OWNER_HOOK = `chown 0:0 "$1"${MISE_PATH} && chmod 0755 "$1"${MISE_PATH}`;
+
 /**
  * mmdebstrap's command line (without the program) for building `entry` into
- * the tarball `target`. (mmdebstrap splits special hooks like sync-in into
- * words as a shell would, so the cache path is quoted.)
+ * the tarball `target`; `misePath` is the host file (named `mise`) to install
+ * at MISE_PATH, for entries with `mise`. (mmdebstrap splits special hooks
+ * like sync-in and copy-in into words as a shell would, so host paths are
+ * quoted.)
  */
-export function mmdebstrapArgs(entry: ImageCatalogEntry, mirror: string, target: string, aptCache: string): string[] {
+export function mmdebstrapArgs(entry: ImageCatalogEntry, mirror: string, target: string, aptCache: string, misePath?: string): string[] {
+  const miseHooks =
+    misePath === undefined ? [] : [`--customize-hook=copy-in ${shellQuote(misePath)} ${dirname(MISE_PATH)}`, `--customize-hook=${MISE_OWNER_HOOK}`];
   return [
     '--variant=minbase',
     `--include=${entry.packages.join(',')}`,
@@ -102,6 +126,7 @@ export function mmdebstrapArgs(entry: ImageCatalogEntry, mirror: string, target:
     `--customize-hook=${COLLECT_DEBS_HOOK}`,
     `--customize-hook=sync-out ${DEBS_OUT} ${shellQuote(aptCache)}`,
     `--customize-hook=${APT_ARCHIVES_RESET_HOOK}`,
+    ...miseHooks,
     `--customize-hook=${shareableHook()}`,
     entry.suite,
     target,
@@ -111,8 +136,12 @@ export function mmdebstrapArgs(entry: ImageCatalogEntry, mirror: string, target:
 
 /**
  * Builds `entry` into the tarball `target` (a file; its directory must
- * exist). Cancellable through ctx.signal: every process of the build is
- * killed and nothing is left but a partial `target`.
+ * exist, and is a staging directory the build may use for scratch files: for
+ * mise, `mise-*` holding the binary while mmdebstrap copies it in, removed
+ * before this returns, and with the staging directory after a crash). The
+ * npm cache is NPM_CACHE_DIR beside `aptCache`. Cancellable through
+ * ctx.signal: every process of the build is killed and nothing is left but a
+ * partial `target`.
  */
 export async function buildDebianRoot(
   entry: ImageCatalogEntry,
@@ -123,15 +152,34 @@ export async function buildDebianRoot(
   ctx: OpContext,
 ): Promise<void> {
   mkdirSync(aptCache, { recursive: true, mode: 0o700 });
-  ctx.progress('bootstrap', `installing ${entry.suite} minbase + ${entry.packages.join(', ')}`);
-  // mmdebstrap's temporary chroot goes to the namespace's tmpfs.
-  const script = `TMPDIR=$scratch; export TMPDIR\n${shellQuote(host.tools.mmdebstrap)} "$@"`;
-  await runInBuildNamespace(host, script, mmdebstrapArgs(entry, mirror, target, aptCache), {
-    what: 'mmdebstrap',
-    signal: ctx.signal,
-    onLine: (line) => {
-      if (line.startsWith('I: ')) ctx.progress('bootstrap', line.slice(3));
-      else if (line.startsWith('W: ') || line.startsWith('E: ')) ctx.log.warn({ line }, 'mmdebstrap');
-    },
-  });
+  let miseDir: string | undefined;
+  try {
+    let misePath: string | undefined;
+    if (entry.mise !== undefined) {
+      const { version } = entry.mise;
+      // On the host's disk beside the target, not in /tmp or the namespace's tmpfs: a directory of the user banger
+      // runs as (root in the build's user namespace, so mmdebstrap can read it), gone with the staging dir after a crash.
+      miseDir = mkdtempSync(join(dirname(target), 'mise-'));
+      ctx.progress('mise', `fetching mise ${version} from npm`);
+      misePath = await fetchMise(entry.mise, join(dirname(aptCache), NPM_CACHE_DIR), miseDir, {
+        signal: ctx.signal,
+        onProgress: ({ received, total }) => {
+          ctx.progress('mise', `downloading mise ${version}`, { current: received, total });
+        },
+      });
+    }
+    ctx.progress('bootstrap', `installing ${entry.suite} minbase + ${entry.packages.join(', ')}`);
+    // mmdebstrap's temporary chroot goes to the namespace's tmpfs.
+    const script = `TMPDIR=$scratch; export TMPDIR\n${shellQuote(host.tools.mmdebstrap)} "$@"`;
+    await runInBuildNamespace(host, script, mmdebstrapArgs(entry, mirror, target, aptCache, misePath), {
+      what: 'mmdebstrap',
+      signal: ctx.signal,
+      onLine: (line) => {
+        if (line.startsWith('I: ')) ctx.progress('bootstrap', line.slice(3));
+        else if (line.startsWith('W: ') || line.startsWith('E: ')) ctx.log.warn({ line }, 'mmdebstrap');
+      },
+    });
+  } finally {
+    if (miseDir !== undefined) rmSync(miseDir, { recursive: true, force: true });
+  }
 }
