@@ -106,8 +106,32 @@ export interface KernelRefParams {
   ref: string;
 }
 
+/**
+ * A catalog kernel by `name`, or a kernel bundle from `source` (made by
+ * kernel.export), called `name` when given, else as its manifest says.
+ */
 export interface KernelPullParams extends ProgressParams {
-  name: string;
+  name?: string | undefined;
+  /** The absolute path or http(s) URL of a `.tar.zst` kernel bundle. */
+  source?: string | undefined;
+  /** sha256 (hex) the bundle must have: required for a URL, checked for a file when given. */
+  sha256?: string | undefined;
+}
+
+export interface KernelExportParams extends ProgressParams {
+  ref: string;
+  /** Absolute path of the bundle to write, ending in `.tar.zst`. */
+  path: string;
+  /** Replace a file already there (otherwise refused). */
+  force?: boolean | undefined;
+}
+
+/** A bundle file that export wrote. */
+export interface BundleFileInfo {
+  path: string;
+  /** sha256 (hex) of the file: what `pull <url> --sha256` wants. */
+  sha256: string;
+  sizeBytes: number;
 }
 
 export interface KernelImportParams extends ProgressParams {
@@ -147,12 +171,29 @@ export interface ImageRefParams {
 }
 
 export interface ImagePullParams extends ProgressParams {
-  /** A catalog name, an image's name (a registry image is checked for a newer digest), or a registry reference. */
+  /**
+   * A catalog name, an image's name (a registry image is checked for a newer
+   * digest), a registry reference, or a bundle: the absolute path or http(s)
+   * URL of a `.tar.zst` made by image.export.
+   */
   source: string;
-  /** Name for a registry image (default: from the reference, e.g. `node-22`). */
+  /** Name for a registry image (default: from the reference, e.g. `node-22`) or a bundle (default: its manifest's). */
   name?: string | undefined;
-  /** Kernel to boot a registry image with (default: the catalog's Debian kernel). */
+  /**
+   * Kernel to boot a registry image with (default: the catalog's Debian
+   * kernel), or a bundle (default: the catalog entry's, else the manifest's).
+   */
   kernel?: string | undefined;
+  /** sha256 (hex) a bundle must have: required for a URL, checked for a file when given. */
+  sha256?: string | undefined;
+}
+
+export interface ImageExportParams extends ProgressParams {
+  ref: string;
+  /** Absolute path of the bundle to write, ending in `.tar.zst`. */
+  path: string;
+  /** Replace a file already there (otherwise refused). */
+  force?: boolean | undefined;
 }
 
 export interface ImageRegisterParams {
@@ -338,8 +379,10 @@ export const methods = {
   kernelList: method<NoParams, { kernels: KernelInfo[] }>('kernel.list'),
   kernelCatalog: method<NoParams, { entries: KernelCatalogEntryInfo[] }>('kernel.catalog'),
   kernelShow: method<KernelRefParams, KernelInfo>('kernel.show'),
-  /** Pulls a catalog kernel (reports progress); one already present is returned with pulled=false. */
+  /** Pulls a catalog kernel or a kernel bundle (reports progress); a catalog kernel already present is returned with pulled=false. */
   kernelPull: method<KernelPullParams, { kernel: KernelInfo; pulled: boolean }>('kernel.pull'),
+  /** Writes a kernel bundle (vmlinux, modules, manifest) that kernel.pull takes back; as the daemon's user. */
+  kernelExport: method<KernelExportParams, BundleFileInfo & { kernel: string }>('kernel.export'),
   kernelImport: method<KernelImportParams, KernelInfo>('kernel.import'),
   /** Refused (ERR_IN_USE) while an image uses the kernel. */
   kernelDelete: method<KernelRefParams, KernelInfo>('kernel.delete'),
@@ -347,8 +390,10 @@ export const methods = {
   imageList: method<NoParams, { images: ImageInfo[] }>('image.list'),
   imageCatalog: method<NoParams, { entries: ImageCatalogEntryInfo[] }>('image.catalog'),
   imageShow: method<ImageRefParams, ImageInfo>('image.show'),
-  /** Builds a catalog image (and pulls its kernel); one already present is returned with pulled=false. */
+  /** Builds or downloads a catalog image (and pulls its kernel), or pulls a registry image or a bundle; one already present is returned with pulled=false. */
   imagePull: method<ImagePullParams, { image: ImageInfo; pulled: boolean }>('image.pull'),
+  /** Writes an image bundle (rootfs.ext4 + manifest) that image.pull takes back; as the daemon's user. */
+  imageExport: method<ImageExportParams, BundleFileInfo & { image: string }>('image.export'),
   imageRegister: method<ImageRegisterParams, ImageInfo>('image.register'),
   /** Copies a registered image's rootfs into banger's store. */
   imagePromote: method<ImageRefParams & ProgressParams, ImageInfo>('image.promote'),

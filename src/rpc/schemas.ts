@@ -9,7 +9,7 @@
 
 import { STREAM_TOKEN_PATTERN } from './stream.js';
 import { parseSizeOrUndefined } from './sizes.js';
-import { choice, describeValue, integer, invalid, mustBe, ok, text, type Checked, type Rule, type TextRule } from './validation.js';
+import { choice, describeValue, hasControl, integer, invalid, mustBe, ok, text, type Checked, type Rule, type TextRule } from './validation.js';
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
@@ -120,6 +120,8 @@ export const REF: TextRule<string> = text({
   hint: 'list names and ids with `banger vm list`, `banger image list` or `banger kernel list`',
 });
 
+const IMAGE_SOURCE_HINT = 'list images with `banger image list`; registry references are written as for docker pull';
+
 /**
  * What an image is asked for by (`vm create --image`, `image pull`): a ref as
  * above, or a registry reference as docker writes it (`debian:bookworm`,
@@ -130,7 +132,7 @@ export const IMAGE_SOURCE: TextRule<string> = text({
   maxLength: 512,
   pattern: /^(?!.*(^|\/)\.\.?(\/|$))[a-z0-9[][A-Za-z0-9._:/@[\]-]*$/,
   expects: 'an image name or id, or a registry reference like debian:bookworm or localhost:5000/team/dev:1',
-  hint: 'list images with `banger image list`; registry references are written as for docker pull',
+  hint: IMAGE_SOURCE_HINT,
 });
 
 /** Linux's PATH_MAX, counting the terminating NUL. */
@@ -143,6 +145,103 @@ export const ABSOLUTE_PATH: TextRule<string> = text({
   expects: 'an absolute path (starting with /, without control characters)',
   hint: 'paths are read by the daemon, which has no working directory of yours: pass absolute paths',
 });
+
+/** What a bundle's file name ends with: a tar of named files, compressed with zstd (see services/image/bundle.ts). */
+export const BUNDLE_SUFFIX = '.tar.zst';
+
+/** Whether text is written as a URL (`scheme://…`) rather than a name, reference or path. */
+export function isUrlLike(value: string): boolean {
+  return /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(value);
+}
+
+const BUNDLE_HINT = 'a bundle is a .tar.zst made by `banger image export` or `banger kernel export`';
+
+/**
+ * Where a bundle is pulled from: the absolute path of a `.tar.zst` file (read
+ * by the daemon, which has no working directory of yours), or an http(s) URL
+ * whose path ends in `.tar.zst` (without credentials in it: they would end up
+ * in logs, and fetch refuses them). The daemon checks the file itself.
+ */
+export const BUNDLE_SOURCE: TextRule<string> = {
+  expects: `the absolute path or http(s) URL of a ${BUNDLE_SUFFIX} bundle`,
+  check: (value) => {
+    if (typeof value !== 'string' || value.length === 0 || value.length > PATH_MAX - 1 || hasControl(value)) {
+      return mustBe(BUNDLE_SOURCE.expects, value, BUNDLE_HINT);
+    }
+    if (isUrlLike(value)) return bundleUrl(value);
+    if (!value.endsWith(BUNDLE_SUFFIX)) return invalid(`${describeValue(value)} is not a ${BUNDLE_SUFFIX} bundle`, BUNDLE_HINT);
+    if (!value.startsWith('/')) {
+      return invalid(
+        `${describeValue(value)} is a relative path`,
+        'bundle files are read by the daemon, which has no working directory of yours: pass an absolute path',
+      );
+    }
+    return ok(value);
+  },
+  parse: (input) => BUNDLE_SOURCE.check(input),
+};
+
+function bundleUrl(value: string): Checked<string> {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return invalid(`${describeValue(value)} is not a valid URL`, BUNDLE_HINT);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return invalid(`${describeValue(value)} is not an http or https URL`, BUNDLE_HINT);
+  if (url.username !== '' || url.password !== '') {
+    return invalid(`${describeValue(value)} carries credentials`, 'put no user or password in a bundle URL; the sha256 is what makes a download trusted');
+  }
+  if (!url.pathname.endsWith(BUNDLE_SUFFIX)) return invalid(`${describeValue(value)} does not name a ${BUNDLE_SUFFIX} bundle`, BUNDLE_HINT);
+  return ok(value);
+}
+
+/** Whether an image or kernel source is a bundle (a path or URL; BUNDLE_SOURCE says whether it is a usable one). */
+export function isBundleSource(value: string): boolean {
+  return isUrlLike(value) || value.startsWith('/') || value.endsWith(BUNDLE_SUFFIX);
+}
+
+/**
+ * What `image pull` takes: what IMAGE_SOURCE accepts (a catalog name, an
+ * image here, a registry reference), or a bundle (BUNDLE_SOURCE). vm.create's
+ * image stays IMAGE_SOURCE: a VM is created from an image, not a file.
+ */
+export const IMAGE_PULL_SOURCE: TextRule<string> = {
+  expects: `${IMAGE_SOURCE.expects}, or the absolute path or http(s) URL of a ${BUNDLE_SUFFIX} bundle`,
+  check: (value) => {
+    if (typeof value === 'string' && isBundleSource(value)) return BUNDLE_SOURCE.check(value);
+    const checked = IMAGE_SOURCE.check(value);
+    return checked.ok ? checked : mustBe(IMAGE_PULL_SOURCE.expects, value, IMAGE_SOURCE_HINT);
+  },
+  parse: (input) => IMAGE_PULL_SOURCE.check(input),
+};
+
+/** A sha256 as sha256sum prints it: 64 hex digits (either case; kept in lowercase). */
+export const SHA256_HEX: TextRule<string> = {
+  expects: 'a sha256 of 64 hex digits',
+  check: (value) =>
+    typeof value === 'string' && /^[0-9a-fA-F]{64}$/.test(value)
+      ? ok(value.toLowerCase())
+      : mustBe('a sha256 of 64 hex digits', value, 'give it as sha256sum prints it (`banger image export` prints it too)'),
+  parse: (input) => SHA256_HEX.check(input),
+};
+
+/** A bundle file to write (`image export`, `kernel export`): an absolute path ending in `.tar.zst`, so that `pull` takes it back. */
+export const BUNDLE_FILE: TextRule<string> = {
+  expects: `an absolute path ending in ${BUNDLE_SUFFIX}`,
+  check: (value) => {
+    const checked = ABSOLUTE_PATH.check(value);
+    if (!checked.ok) return checked;
+    if (!checked.value.endsWith(BUNDLE_SUFFIX)) {
+      return invalid(
+        `${describeValue(checked.value)} does not end in ${BUNDLE_SUFFIX}`,
+        `name the bundle <something>${BUNDLE_SUFFIX}: pull takes only such files`,
+      );
+    }
+    return checked;
+  },
+  parse: (input) => BUNDLE_FILE.check(input),
+};
 
 /** Free text banger passes on to a tool that checks it further (a git ref, a guest path). */
 export const SHORT_TEXT: TextRule<string> = text({ maxLength: 1024 });

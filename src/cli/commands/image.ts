@@ -2,7 +2,8 @@ import { resolve } from 'node:path';
 
 import { Command, type CommandUnknownOpts } from '@commander-js/extra-typings';
 
-import type { ImageInfo } from '../../rpc/methods.js';
+import type { BundleFileInfo, ImageInfo } from '../../rpc/methods.js';
+import { BUNDLE_SUFFIX, isUrlLike } from '../../rpc/schemas.js';
 import { createContext } from '../context.js';
 import { formatBytes, table } from '../render/text.js';
 
@@ -13,7 +14,8 @@ export function imageCommand(): CommandUnknownOpts {
 An image is a read-only ext4 root plus the kernel it boots with. Every VM gets
 its own copy-on-write layer on top, so the image itself never changes.
 Catalog images are built on this host from Debian's archive; \`vm create\` pulls
-the one it needs automatically.`,
+the one it needs automatically. \`image export\` writes an image as a bundle
+(a .tar.zst) that \`image pull\` takes back on another host.`,
   );
 
   image
@@ -63,10 +65,11 @@ the one it needs automatically.`,
 
   image
     .command('pull')
-    .description('Pull an image: build a catalog image here, or fetch one from an OCI registry')
-    .argument('<source>', 'catalog name (see `banger image catalog`), an image here (re-checked), or a registry reference')
-    .option('--name <name>', 'name for a registry image (default: from the reference, e.g. node-22)')
-    .option('--kernel <kernel>', "kernel to boot a registry image with (default: the catalog's Debian kernel)")
+    .description('Pull an image: build or download a catalog image, fetch one from an OCI registry, or take a bundle')
+    .argument('<source>', 'catalog name (see `banger image catalog`), an image here (re-checked), a registry reference, or a .tar.zst bundle (path or URL)')
+    .option('--name <name>', 'name for a registry image (default: from the reference, e.g. node-22) or a bundle (default: its manifest)')
+    .option('--kernel <kernel>', "kernel to boot a registry image or bundle with (default: the catalog's Debian kernel; a bundle's own kernel)")
+    .option('--sha256 <hex>', 'sha256 the bundle must have (required for a URL; checked for a file when given)')
     .addHelpText(
       'after',
       `
@@ -78,20 +81,53 @@ Credentials come from ~/.docker/config.json (docker login, credential helpers).
 Layers are verified, cached by digest (a shared base is downloaded once) and
 flattened into an ext4 root without root privileges; banger adds its own SSH
 server, so an image needs no sshd, only /bin/sh. Pulling a name again only
-asks the registry for the manifest and does nothing when it is unchanged.`,
+asks the registry for the manifest and does nothing when it is unchanged.
+
+Bundles (${BUNDLE_SUFFIX}, written by \`banger image export\`) hold an ext4 root and
+a manifest naming the image and its kernel:
+  banger image pull ./dev.tar.zst                             # a file (a path ending in ${BUNDLE_SUFFIX})
+  banger image pull https://host/dev.tar.zst --sha256 <hex>    # a URL: its sha256 is required
+  banger image pull /srv/dev.tar.zst --name dev2 --kernel my-kernel
+The image is named as the manifest says unless --name; it boots with --kernel,
+else the kernel the catalog entry or the manifest names (a catalog kernel is
+pulled when missing).
+A bundle's content is checked, not trusted: only a regular rootfs.ext4 and
+manifest.json are accepted, and nothing is kept of one that is refused.`,
     )
     .action(async (source, options, command) => {
       const cli = createContext(command);
       const result = await cli.callWithProgress('imagePull', {
-        source,
+        source: bundleArgument(source),
         ...(options.name === undefined ? {} : { name: options.name }),
         ...(options.kernel === undefined ? {} : { kernel: options.kernel }),
+        ...(options.sha256 === undefined ? {} : { sha256: options.sha256 }),
       });
       cli.out.result(result, (r) =>
         r.pulled
           ? `pulled image ${r.image.name} (${r.image.id})${r.image.digest === null ? '' : ` ${r.image.digest}`}`
           : `image ${r.image.name} is up to date (${r.image.id})`,
       );
+    });
+
+  image
+    .command('export')
+    .description('Write an image as a bundle (a .tar.zst of its rootfs and a manifest) that `image pull` takes back')
+    .argument('<image>', 'name or id')
+    .argument('<file>', `bundle to write (ending in ${BUNDLE_SUFFIX})`)
+    .option('--force', 'replace the file if it exists')
+    .addHelpText(
+      'after',
+      `
+The bundle names the image's kernel; pull it elsewhere with the sha256 printed here:
+  banger image export dev dev.tar.zst
+  banger image pull https://host/dev.tar.zst --sha256 <hex>   # on the other host
+The file is written by the daemon (as you), all at once: a failed or
+cancelled export leaves nothing.`,
+    )
+    .action(async (ref, file, options, command) => {
+      const cli = createContext(command);
+      const result = await cli.callWithProgress('imageExport', { ref, path: resolve(file), ...(options.force === true ? { force: true } : {}) });
+      cli.out.result(result, (r) => renderExported(`image ${r.image}`, r));
     });
 
   image
@@ -128,6 +164,21 @@ asks the registry for the manifest and does nothing when it is unchanged.`,
     });
 
   return image;
+}
+
+/**
+ * A pull's source as the daemon needs it: a bundle file named by a relative
+ * path (anything ending in .tar.zst that is not a URL) is made absolute,
+ * since the daemon has no working directory of the user's; everything else
+ * goes as typed.
+ */
+export function bundleArgument(source: string): string {
+  return source.endsWith(BUNDLE_SUFFIX) && !isUrlLike(source) ? resolve(source) : source;
+}
+
+/** What an export prints: where, how big, and a sha256sum line (`sha256sum -c` reads it). */
+export function renderExported(what: string, r: BundleFileInfo): string {
+  return `exported ${what} to ${r.path} (${formatBytes(r.sizeBytes)})\n${r.sha256}  ${r.path}`;
 }
 
 function renderImage(i: ImageInfo): string {

@@ -3,8 +3,11 @@ import { resolve } from 'node:path';
 import { Command, type CommandUnknownOpts } from '@commander-js/extra-typings';
 
 import type { KernelInfo } from '../../rpc/methods.js';
+import { BangerError } from '../../rpc/errors.js';
+import { BUNDLE_SUFFIX, isBundleSource } from '../../rpc/schemas.js';
 import { createContext } from '../context.js';
 import { table } from '../render/text.js';
+import { bundleArgument, renderExported } from './image.js';
 
 export function kernelCommand(): CommandUnknownOpts {
   const kernel = new Command('kernel').description('Manage guest kernels (fetched from the catalog or imported)').addHelpText(
@@ -52,14 +55,43 @@ its image needs automatically.`,
 
   kernel
     .command('pull')
-    .description('Fetch a catalog kernel and build its initramfs')
-    .argument('<name>', 'catalog name (see `banger kernel catalog`)')
-    .action(async (name, _options, command) => {
+    .description('Fetch a catalog kernel, or take a kernel bundle, and build its initramfs')
+    .argument('<source>', `catalog name (see \`banger kernel catalog\`), or a ${BUNDLE_SUFFIX} kernel bundle (path or URL)`)
+    .option('--name <name>', "name for a bundle's kernel (default: its manifest)")
+    .option('--sha256 <hex>', 'sha256 the bundle must have (required for a URL; checked for a file when given)')
+    .addHelpText(
+      'after',
+      `
+Kernel bundles (written by \`banger kernel export\`) hold vmlinux, the guest
+modules and a manifest; banger builds the initramfs here, as for any kernel:
+  banger kernel pull ./k.tar.zst
+  banger kernel pull https://host/k.tar.zst --sha256 <hex>`,
+    )
+    .action(async (source, options, command) => {
       const cli = createContext(command);
-      const result = await cli.callWithProgress('kernelPull', { name });
+      const bundle = isBundleSource(source);
+      if (!bundle && options.name !== undefined)
+        throw new BangerError('ERR_USAGE', '--name is for kernel bundles', { hint: 'a catalog kernel keeps its name' });
+      const result = await cli.callWithProgress('kernelPull', {
+        ...(bundle ? { source: bundleArgument(source) } : { name: source }),
+        ...(options.name === undefined ? {} : { name: options.name }),
+        ...(options.sha256 === undefined ? {} : { sha256: options.sha256 }),
+      });
       cli.out.result(result, (r) =>
         r.pulled ? `pulled kernel ${r.kernel.name} (${r.kernel.id})` : `kernel ${r.kernel.name} is already present (${r.kernel.id})`,
       );
+    });
+
+  kernel
+    .command('export')
+    .description('Write a kernel as a bundle (a .tar.zst of vmlinux, its modules and a manifest) that `kernel pull` takes back')
+    .argument('<kernel>', 'name or id')
+    .argument('<file>', `bundle to write (ending in ${BUNDLE_SUFFIX})`)
+    .option('--force', 'replace the file if it exists')
+    .action(async (ref, file, options, command) => {
+      const cli = createContext(command);
+      const result = await cli.callWithProgress('kernelExport', { ref, path: resolve(file), ...(options.force === true ? { force: true } : {}) });
+      cli.out.result(result, (r) => renderExported(`kernel ${r.kernel}`, r));
     });
 
   kernel

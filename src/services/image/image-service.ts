@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import * as names from '../../config/filenames.js';
 import type { Layout } from '../../config/paths.js';
 import { BangerError } from '../../rpc/errors.js';
-import { IMAGE_NAME } from '../../rpc/schemas.js';
-import { mustPass } from '../../rpc/validation.js';
+import type { BundleFileInfo } from '../../rpc/methods.js';
+import { BUNDLE_FILE, BUNDLE_SOURCE, IMAGE_NAME, isBundleSource, isUrlLike } from '../../rpc/schemas.js';
+import { describeValue, mustPass } from '../../rpc/validation.js';
 import type { ImageRecord, ImagesRepo, ImageSpec } from '../../store/images-repo.js';
 import { newId, resolveRef } from '../../store/records.js';
 import type { KernelService } from '../kernel/kernel-service.js';
@@ -15,6 +16,7 @@ import { SharedWork } from '../shared-work.js';
 import { publishStaged, sweepStaging } from '../staging.js';
 import { FAILPOINTS, failpoint } from '../failpoints.js';
 import { resolveBuildHost, type BuildHost } from './build-namespace.js';
+import { checkBundleFile, downloadBundle, imageBundleManifest, unpackImageBundle, writeBundle, type ImageBundleManifest } from './bundle.js';
 import { IMAGE_CATALOG, type ImageCatalogEntry } from './catalog.js';
 import { packExt4 } from './ext4-pack.js';
 import { buildDebianRoot } from './rootfs-builder.js';
@@ -29,6 +31,26 @@ export type RootBuilder = (entry: ImageCatalogEntry, target: string, host: Build
 
 /** Name of the root tarball inside a pull's staging dir; removed once packed. */
 const ROOT_TARBALL = 'rootfs.tar';
+/** Name of a downloaded bundle inside a pull's staging dir; removed once unpacked. */
+const DOWNLOADED_BUNDLE = 'bundle.tar.zst';
+
+export interface ImagePullOptions extends PullOptions {
+  /** sha256 (hex) a bundle must have: required for a URL, checked for a file when given. */
+  sha256?: string | undefined;
+}
+
+/** Where a bundle pull's file comes from. */
+type BundleOrigin = { kind: 'url'; url: string; sha256: string } | { kind: 'file'; path: string; sha256: string | undefined };
+
+/** What a bundle pull publishes. */
+interface BundlePlan {
+  origin: BundleOrigin;
+  /** The image's name: fixed (catalog entry, --name), or undefined for the manifest's. */
+  name: string | undefined;
+  source: ImageRecord['source'];
+  /** The kernel resolved before the download (catalog entry, --kernel), or undefined for the manifest's kernel_ref. */
+  kernel: { id: string } | undefined;
+}
 
 export interface ImageServiceDeps {
   layout: Layout;
@@ -47,9 +69,11 @@ const EXT4_MAGIC_OFFSET = 1024 + 0x38;
 
 /**
  * Images: a read-only ext4 root shared by every VM made from it, plus the
- * kernel it boots with. Pulled from the catalog (built on the host), or
- * registered from a file (left in place until promoted into banger's
- * directory). Like kernels, pulls build in a staging dir and publish by
+ * kernel it boots with. Pulled from the catalog (built on the host, or
+ * downloaded when the entry is a bundle), from a registry
+ * (registry-images.ts), or from a bundle file or URL (bundle.ts; `export`
+ * writes one), or registered from a file (left in place until promoted into
+ * banger's directory). Like kernels, pulls build in a staging dir and publish by
  * rename + record: nothing half-built is ever visible, a failure leaves
  * nothing behind, pulls of different names run side by side, and pulls of
  * one name join.
@@ -59,6 +83,8 @@ export class ImageService {
   readonly #catalog: readonly ImageCatalogEntry[];
   /** Pulls in progress by name (see SharedWork: joiners, per-caller cancel). */
   readonly #pulling = new SharedWork<ImageRecord>();
+  /** Pulls of bundles given by path or URL, by everything the request said (so only identical ones join). */
+  readonly #bundlePulls = new SharedWork<ImageRecord>();
   readonly #registry: RegistryImages;
 
   constructor(deps: ImageServiceDeps) {
@@ -99,22 +125,30 @@ export class ImageService {
   }
 
   /**
-   * Pulls an image: a catalog name (built on this host), an image already
-   * here by name (a registry image is checked for a newer digest), or a
-   * registry reference (`debian:bookworm`, `localhost:5000/team/dev:1`).
+   * Pulls an image: a catalog name (built on this host, or downloaded when
+   * the entry is a bundle), an image already here by name (a registry image
+   * is checked for a newer digest), a registry reference (`debian:bookworm`,
+   * `localhost:5000/team/dev:1`), or a bundle by absolute path or http(s) URL.
    */
-  async pull(source: string, ctx: OpContext, options: PullOptions = {}): Promise<{ image: ImageRecord; pulled: boolean }> {
+  async pull(source: string, ctx: OpContext, options: ImagePullOptions = {}): Promise<{ image: ImageRecord; pulled: boolean }> {
+    if (isBundleSource(source)) return { image: await this.#pullBundleSource(source, options, ctx), pulled: true };
+    if (options.sha256 !== undefined) {
+      throw new BangerError('ERR_INVALID_ARGUMENT', '--sha256 is for bundles given by path or URL', {
+        hint: 'catalog bundles are pinned by the catalog, and registry images by their digest (name@sha256:<digest>)',
+      });
+    }
     const existing = this.#deps.images.getByName(source);
-    if (existing?.spec.oci !== undefined && options.name === undefined) {
+    if (existing?.source === 'registry' && existing.spec.oci !== undefined && options.name === undefined) {
       return await this.#registry.pull(parseReference(existing.spec.oci.ref), { ...options, name: existing.name }, ctx);
     }
     if (existing !== undefined) return { image: existing, pulled: false };
     const entry = this.#catalog.find((e) => e.name === source);
     if (entry !== undefined) {
+      const { bundle } = entry;
       const image = await this.#pulling.run(
         source,
         ctx,
-        (shared) => this.#pullFromCatalog(entry, shared),
+        (shared) => (bundle === undefined ? this.#pullFromCatalog(entry, shared) : this.#pullCatalogBundle(entry, bundle, options.kernel, shared)),
         `another pull of ${source} is in progress; waiting for it`,
       );
       return { image, pulled: true };
@@ -179,6 +213,188 @@ export class ImageService {
       },
       ctx.signal,
     );
+  }
+
+  /** A catalog entry that is a bundle: its kernel is `--kernel` or the entry's (pulled first, so a bad one fails before the download). */
+  async #pullCatalogBundle(
+    entry: ImageCatalogEntry,
+    bundle: { url: string; sha256: string },
+    kernelRef: string | undefined,
+    ctx: OpContext,
+  ): Promise<ImageRecord> {
+    const kernel = await this.#kernelFor(kernelRef ?? entry.kernel, ctx);
+    return this.#publishBundle({ origin: { kind: 'url', ...bundle }, name: entry.name, source: 'catalog', kernel }, ctx);
+  }
+
+  /**
+   * A bundle given by path or URL: its kernel is `--kernel`, else the
+   * manifest's kernel_ref; its name `--name`, else the manifest's. What can
+   * be refused before any download is refused first.
+   */
+  async #pullBundleSource(source: string, options: ImagePullOptions, ctx: OpContext): Promise<ImageRecord> {
+    mustPass(BUNDLE_SOURCE.check(source), 'bundle');
+    let origin: BundleOrigin;
+    if (isUrlLike(source)) {
+      if (options.sha256 === undefined) {
+        throw new BangerError('ERR_INVALID_ARGUMENT', `pulling a bundle from a URL needs its sha256`, {
+          hint: 'pass --sha256 <hex>: `banger image export` printed it where the bundle was made (or run sha256sum on the file)',
+        });
+      }
+      origin = { kind: 'url', url: source, sha256: options.sha256 };
+    } else {
+      await checkBundleFile(source, undefined); // exists and is a file; the hash is checked in the pull
+      origin = { kind: 'file', path: source, sha256: options.sha256 };
+    }
+    if (options.name !== undefined) {
+      mustPass(IMAGE_NAME.check(options.name), 'image name');
+      this.#assertNameFree(options.name);
+    }
+    const kernel = options.kernel === undefined ? undefined : await this.#kernelFor(options.kernel, ctx);
+    const key = JSON.stringify([source, options.name ?? null, options.sha256 ?? null, options.kernel ?? null]);
+    return this.#bundlePulls.run(
+      key,
+      ctx,
+      (shared) => this.#publishBundle({ origin, name: options.name, source: 'register', kernel }, shared),
+      `another pull of ${source} is in progress; waiting for it`,
+    );
+  }
+
+  /**
+   * Fetches (or checks) the bundle and unpacks it into a staging dir, then
+   * publishes it with its record, like every pull: all of it or nothing.
+   * The name and, when not fixed already, the kernel are settled as soon as
+   * the manifest is read, before the root filesystem is unpacked.
+   */
+  #publishBundle(plan: BundlePlan, ctx: OpContext): Promise<ImageRecord> {
+    const id = newId();
+    return publishStaged(
+      this.#deps.layout.imagesDir,
+      id,
+      async (staging) => {
+        let file: string;
+        if (plan.origin.kind === 'url') {
+          const { url, sha256 } = plan.origin;
+          file = join(staging, DOWNLOADED_BUNDLE);
+          ctx.progress('download', `downloading ${url}`);
+          await downloadBundle(url, file, sha256, {
+            signal: ctx.signal,
+            onProgress: (done, total) => {
+              ctx.progress('download', `downloading ${url}`, { current: done, total });
+            },
+          });
+        } else {
+          file = plan.origin.path;
+          if (plan.origin.sha256 !== undefined) ctx.progress('verify', `checking the sha256 of ${file}`);
+          await checkBundleFile(file, plan.origin.sha256);
+        }
+        let name = plan.name;
+        let kernel = plan.kernel;
+        ctx.progress('unpack', 'unpacking the bundle');
+        const { manifest, rootfs } = await unpackImageBundle(file, staging, {
+          signal: ctx.signal,
+          onManifest: async (m) => {
+            name ??= this.#manifestName(m);
+            kernel ??= await this.#manifestKernel(m, ctx);
+          },
+          onProgress: (done, total) => {
+            ctx.progress('unpack', 'unpacking the root filesystem', { current: done, total });
+          },
+        });
+        if (file.startsWith(staging)) rmSync(file, { force: true });
+        assertExt4(rootfs);
+        failpoint(FAILPOINTS.imagePull);
+        if (name === undefined || kernel === undefined) throw new Error('the bundle was unpacked without its manifest being settled');
+        return { manifest, name, kernel };
+      },
+      (final, built) => {
+        if (this.#deps.images.getByName(built.name) !== undefined) {
+          throw new BangerError('ERR_ALREADY_EXISTS', `an image named "${built.name}" was added while this one was being pulled`);
+        }
+        const spec: ImageSpec = {
+          rootfs: join(final, names.IMAGE_ROOTFS),
+          managed: true,
+          sizeBytes: built.manifest.sizeBytes,
+          ...(built.manifest.oci === undefined ? {} : { oci: built.manifest.oci }),
+          ...(built.manifest.sshServer === 'banger' ? { sshServer: 'banger' as const } : {}),
+        };
+        const image = this.#deps.images.insert({ id, name: built.name, state: 'ready', source: plan.source, kernelId: built.kernel.id, spec });
+        ctx.log.info({ image: built.name, id, bundle: plan.origin.kind === 'url' ? plan.origin.url : plan.origin.path }, 'image published');
+        return image;
+      },
+      ctx.signal,
+    );
+  }
+
+  /** The manifest's name, when the pull names none: a valid name not taken yet. */
+  #manifestName(manifest: ImageBundleManifest): string {
+    const checked = IMAGE_NAME.check(manifest.name);
+    if (!checked.ok) {
+      throw new BangerError('ERR_INVALID_ARGUMENT', `the bundle's name ${describeValue(manifest.name)} is not a valid image name`, {
+        hint: 'pass --name to call the image something else',
+      });
+    }
+    this.#assertNameFree(checked.value);
+    return checked.value;
+  }
+
+  /**
+   * The manifest's kernel_ref, when the pull names no kernel: a kernel here
+   * by exactly that name, or a catalog kernel (pulled now). A bundle naming
+   * none, or one that is neither, is refused asking for --kernel.
+   */
+  async #manifestKernel(manifest: ImageBundleManifest, ctx: OpContext): Promise<{ id: string }> {
+    const name = manifest.kernel_ref;
+    if (name === null) {
+      throw new BangerError('ERR_INVALID_ARGUMENT', `the bundle of ${manifest.name} names no kernel to boot it with`, {
+        hint: 'pass --kernel <kernel> (see `banger kernel list` and `banger kernel catalog`)',
+      });
+    }
+    if (this.#deps.kernels.catalog().some((entry) => entry.name === name)) return (await this.#deps.kernels.pull(name, ctx)).kernel;
+    const kernel = this.#deps.kernels.byName(name);
+    if (kernel === undefined) {
+      throw new BangerError('ERR_NOT_FOUND', `the bundle of ${manifest.name} boots with kernel "${name}", which is neither here nor in the kernel catalog`, {
+        hint: 'pull or import that kernel first (a kernel bundle: `banger kernel pull <file>.tar.zst`), or pass --kernel <kernel>',
+      });
+    }
+    return kernel;
+  }
+
+  /** A kernel a pull names (name, id or unique prefix of one here), or a catalog kernel, pulled now. */
+  async #kernelFor(ref: string, ctx: OpContext): Promise<{ id: string }> {
+    if (this.#deps.kernels.catalog().some((entry) => entry.name === ref)) return (await this.#deps.kernels.pull(ref, ctx)).kernel;
+    return this.#deps.kernels.find(ref);
+  }
+
+  #assertNameFree(name: string): void {
+    const existing = this.#deps.images.getByName(name);
+    if (existing !== undefined) {
+      throw new BangerError('ERR_ALREADY_EXISTS', `an image named "${name}" already exists`, {
+        hint: `pass --name to pull the bundle under another name, or delete ${name} first`,
+      });
+    }
+  }
+
+  /**
+   * Writes the image as a bundle at `path` (see bundle.ts): rootfs.ext4 and a
+   * manifest naming its kernel, that `image pull` takes back on any host.
+   */
+  async export(ref: string, path: string, options: { force: boolean }, ctx: OpContext): Promise<BundleFileInfo & { image: ImageRecord }> {
+    mustPass(BUNDLE_FILE.check(path), 'bundle path');
+    const image = this.find(ref);
+    assertExt4(image.spec.rootfs);
+    const sizeBytes = statSync(image.spec.rootfs).size;
+    const manifest = imageBundleManifest(image.name, this.#deps.kernels.byId(image.kernelId)?.name ?? null, sizeBytes, image.spec);
+    const what = `writing ${image.name} to ${path}`;
+    ctx.progress('export', what, { current: 0, total: sizeBytes });
+    const written = await writeBundle(path, manifest, [{ name: names.IMAGE_ROOTFS, path: image.spec.rootfs }], {
+      force: options.force,
+      signal: ctx.signal,
+      onProgress: (done, total) => {
+        ctx.progress('export', what, { current: done, total });
+      },
+    });
+    ctx.log.info({ image: image.name, path, sha256: written.sha256, bytes: written.sizeBytes }, 'image exported');
+    return { ...written, image };
   }
 
   /** Registers an ext4 root filesystem where it lies, with a kernel to boot it. */

@@ -6,16 +6,19 @@ import type { Layout } from '../../config/paths.js';
 import { buildInitramfs, initScriptHash } from '../../guest/initramfs.js';
 import { findExecutable, isStaticElf } from '../../host/executables.js';
 import { BangerError, hasErrnoCode } from '../../rpc/errors.js';
-import { KERNEL_NAME } from '../../rpc/schemas.js';
-import { mustPass } from '../../rpc/validation.js';
+import type { BundleFileInfo } from '../../rpc/methods.js';
+import { BUNDLE_FILE, BUNDLE_SOURCE, isUrlLike, KERNEL_NAME } from '../../rpc/schemas.js';
+import { describeValue, mustPass } from '../../rpc/validation.js';
 import type { KernelsRepo, KernelRecord, KernelSpec } from '../../store/kernels-repo.js';
 import { newId, resolveRef } from '../../store/records.js';
 import type { OpContext } from '../op-context.js';
 import { SharedWork } from '../shared-work.js';
 import { publishStaged, sweepStaging } from '../staging.js';
 import { downloadPackage, exactPackage, fetchPackages, newestPackage, type ArchiveOptions } from '../debian/archive.js';
+import { checkBundleFile, downloadBundle, writeBundle } from '../image/bundle.js';
 import { extractVmlinux } from './bzimage.js';
-import { findCatalogKernel, KERNEL_CATALOG } from './catalog.js';
+import { KERNEL_CATALOG, type KernelCatalogEntry } from './catalog.js';
+import { kernelBundleManifest, kernelBundleMembers, unpackKernelBundle } from './kernel-bundle.js';
 import { unpackDebData } from './deb-package.js';
 import { dependsFromModinfo, GUEST_MODULES, indexModuleTree, readModinfo, resolveLoadOrder } from './kernel-modules.js';
 
@@ -27,7 +30,15 @@ export interface KernelServiceDeps {
   env: NodeJS.ProcessEnv;
   /** Keyring that signs the mirror's indexes; injected by tests, defaults to Debian's archive keyring. */
   keyring?: string;
+  /** Injected by tests; defaults to the embedded catalog. */
+  catalog?: readonly KernelCatalogEntry[];
 }
+
+/** Name of a downloaded bundle inside a pull's staging dir; removed once unpacked. */
+const DOWNLOADED_BUNDLE = 'bundle.tar.zst';
+
+/** Where a kernel bundle comes from. */
+type BundleOrigin = { kind: 'url'; url: string; sha256: string } | { kind: 'file'; path: string; sha256: string | undefined };
 
 /** Paths of a ready kernel's files. */
 export interface KernelFiles {
@@ -52,9 +63,13 @@ export class KernelService {
    * no caller is left.
    */
   readonly #pulling = new SharedWork<KernelRecord>();
+  /** Pulls of bundles given by path or URL, by everything the request said (so only identical ones join). */
+  readonly #bundlePulls = new SharedWork<KernelRecord>();
+  readonly #catalog: readonly KernelCatalogEntry[];
 
   constructor(deps: KernelServiceDeps) {
     this.#deps = deps;
+    this.#catalog = deps.catalog ?? KERNEL_CATALOG;
   }
 
   list(): KernelRecord[] {
@@ -70,39 +85,180 @@ export class KernelService {
     return resolveRef(this.#deps.kernels.list(), ref, 'kernel');
   }
 
+  /** A kernel by exactly this name (what a bundle names its kernel by: never a prefix of another); undefined when none. */
+  byName(name: string): KernelRecord | undefined {
+    return this.#deps.kernels.getByName(name);
+  }
+
   files(kernel: KernelRecord): KernelFiles {
     const dir = join(this.#deps.layout.kernelsDir, kernel.id);
     return { dir, vmlinux: join(dir, names.KERNEL_VMLINUX), initramfs: join(dir, names.KERNEL_INITRAMFS) };
   }
 
   catalog(): { name: string; description: string; pulled: boolean }[] {
-    return KERNEL_CATALOG.map((entry) => ({
+    return this.#catalog.map((entry) => ({
       name: entry.name,
       description: entry.description,
       pulled: this.#deps.kernels.getByName(entry.name) !== undefined,
     }));
   }
 
-  /** Pulls a catalog kernel; an already present one is returned as it is. */
+  /**
+   * Pulls a catalog kernel (from Debian's archive, or downloaded when the
+   * entry is a bundle); an already present one is returned as it is.
+   */
   pull(name: string, ctx: OpContext): Promise<{ kernel: KernelRecord; pulled: boolean }> {
     const existing = this.#deps.kernels.getByName(name);
     if (existing !== undefined) return Promise.resolve({ kernel: existing, pulled: false });
-    const entry = findCatalogKernel(name);
+    const entry = this.#catalog.find((e) => e.name === name);
     if (entry === undefined) {
       return Promise.reject(
         new BangerError('ERR_NOT_FOUND', `no kernel named "${name}" in the catalog`, {
-          hint: `catalog kernels: ${KERNEL_CATALOG.map((e) => e.name).join(', ')}; or bring your own with \`banger kernel import\``,
+          hint: `catalog kernels: ${this.#catalog.map((e) => e.name).join(', ')}; or bring your own with \`banger kernel import\` or a kernel bundle`,
         }),
       );
     }
+    const { bundle } = entry;
     return this.#pulling
       .run(
         name,
         ctx,
-        (shared) => this.#pullFromCatalog(entry.name, entry.metaPackage, entry.sources(this.#deps.mirror), shared),
+        (shared) =>
+          bundle === undefined
+            ? this.#pullFromCatalog(entry.name, entry.metaPackage, entry.sources(this.#deps.mirror), shared)
+            : this.#publishBundle({ kind: 'url', ...bundle }, entry.name, 'catalog', shared),
         `another pull of ${name} is in progress; waiting for it`,
       )
       .then((kernel) => ({ kernel, pulled: true }));
+  }
+
+  /**
+   * Pulls a kernel bundle given by absolute path or http(s) URL (a URL needs
+   * its sha256; a file's is checked when given), named `name` or as its
+   * manifest says. What can be refused before any download is refused first.
+   */
+  async pullBundle(source: string, options: { name?: string | undefined; sha256?: string | undefined }, ctx: OpContext): Promise<KernelRecord> {
+    mustPass(BUNDLE_SOURCE.check(source), 'bundle');
+    let origin: BundleOrigin;
+    if (isUrlLike(source)) {
+      if (options.sha256 === undefined) {
+        throw new BangerError('ERR_INVALID_ARGUMENT', 'pulling a bundle from a URL needs its sha256', {
+          hint: 'pass --sha256 <hex>: `banger kernel export` printed it where the bundle was made (or run sha256sum on the file)',
+        });
+      }
+      origin = { kind: 'url', url: source, sha256: options.sha256 };
+    } else {
+      await checkBundleFile(source, undefined);
+      origin = { kind: 'file', path: source, sha256: options.sha256 };
+    }
+    if (options.name !== undefined) {
+      mustPass(KERNEL_NAME.check(options.name), 'kernel name');
+      this.#assertNameFree(options.name);
+    }
+    staticBusybox(this.#deps.env); // the initramfs is built from it: fail before downloading
+    const key = JSON.stringify([source, options.name ?? null, options.sha256 ?? null]);
+    return this.#bundlePulls.run(
+      key,
+      ctx,
+      (shared) => this.#publishBundle(origin, options.name, 'import', shared),
+      `another pull of ${source} is in progress; waiting for it`,
+    );
+  }
+
+  /**
+   * Fetches (or checks) a kernel bundle, unpacks vmlinux and the modules into
+   * a staging dir, builds banger's initramfs for them, and publishes it with
+   * its record: all of it or nothing. The name is settled as soon as the
+   * manifest is read.
+   */
+  #publishBundle(origin: BundleOrigin, fixedName: string | undefined, source: KernelRecord['source'], ctx: OpContext): Promise<KernelRecord> {
+    const id = newId();
+    return publishStaged(
+      this.#deps.layout.kernelsDir,
+      id,
+      async (staging) => {
+        let file: string;
+        if (origin.kind === 'url') {
+          file = join(staging, DOWNLOADED_BUNDLE);
+          const what = `downloading ${origin.url}`;
+          ctx.progress('download', what);
+          await downloadBundle(origin.url, file, origin.sha256, {
+            signal: ctx.signal,
+            onProgress: (done, total) => {
+              ctx.progress('download', what, { current: done, total });
+            },
+          });
+        } else {
+          file = origin.path;
+          if (origin.sha256 !== undefined) ctx.progress('verify', `checking the sha256 of ${file}`);
+          await checkBundleFile(file, origin.sha256);
+        }
+        let name = fixedName;
+        ctx.progress('unpack', 'unpacking the bundle');
+        const manifest = await unpackKernelBundle(file, staging, {
+          signal: ctx.signal,
+          onManifest: (m) => {
+            if (name === undefined) {
+              if (!KERNEL_NAME.check(m.name).ok) {
+                throw new BangerError('ERR_INVALID_ARGUMENT', `the bundle's name ${describeValue(m.name)} is not a valid kernel name`, {
+                  hint: 'pass --name to call the kernel something else',
+                });
+              }
+              this.#assertNameFree(m.name);
+              name = m.name;
+            }
+          },
+        });
+        if (file.startsWith(staging)) rmSync(file, { force: true });
+        ctx.progress('initramfs', `building the initramfs (${manifest.modules.length} modules)`);
+        this.#writeInitramfs(staging, manifest.modules);
+        if (name === undefined) throw new Error('the bundle was unpacked without its manifest being settled');
+        const spec: KernelSpec = {
+          modules: manifest.modules,
+          initHash: initScriptHash(),
+          ...(manifest.release === null ? {} : { release: manifest.release }),
+          ...(manifest.package === undefined ? {} : { package: manifest.package }),
+        };
+        return { name, version: manifest.kernelVersion, spec };
+      },
+      (_final, built) => {
+        if (this.#deps.kernels.getByName(built.name) !== undefined) {
+          throw new BangerError('ERR_ALREADY_EXISTS', `a kernel named "${built.name}" was added while this one was being pulled`);
+        }
+        const kernel = this.#deps.kernels.insert({ id, name: built.name, state: 'ready', source, version: built.version, spec: built.spec });
+        ctx.log.info({ kernel: built.name, id, bundle: origin.kind === 'url' ? origin.url : origin.path }, 'kernel published');
+        return kernel;
+      },
+      ctx.signal,
+    );
+  }
+
+  #assertNameFree(name: string): void {
+    if (this.#deps.kernels.getByName(name) !== undefined) {
+      throw new BangerError('ERR_ALREADY_EXISTS', `a kernel named "${name}" already exists`, {
+        hint: `pass --name to pull the bundle under another name, or delete ${name} first`,
+      });
+    }
+  }
+
+  /**
+   * Writes the kernel as a bundle at `path` (see kernel-bundle.ts): vmlinux,
+   * its modules and a manifest, that `kernel pull` takes back on any host.
+   */
+  async export(ref: string, path: string, options: { force: boolean }, ctx: OpContext): Promise<BundleFileInfo & { kernel: KernelRecord }> {
+    mustPass(BUNDLE_FILE.check(path), 'bundle path');
+    const kernel = this.find(ref);
+    const what = `writing ${kernel.name} to ${path}`;
+    ctx.progress('export', what);
+    const written = await writeBundle(path, kernelBundleManifest(kernel), kernelBundleMembers(this.files(kernel).dir, kernel.spec.modules), {
+      force: options.force,
+      signal: ctx.signal,
+      onProgress: (done, total) => {
+        ctx.progress('export', what, { current: done, total });
+      },
+    });
+    ctx.log.info({ kernel: kernel.name, path, sha256: written.sha256, bytes: written.sizeBytes }, 'kernel exported');
+    return { ...written, kernel };
   }
 
   async #pullFromCatalog(name: string, metaPackage: string, sources: Parameters<typeof fetchPackages>[0][], ctx: OpContext): Promise<KernelRecord> {
