@@ -153,7 +153,7 @@ export interface ImageInfo {
   id: string;
   name: string;
   state: 'pending' | 'ready' | 'failed';
-  source: 'catalog' | 'register' | 'registry';
+  source: 'catalog' | 'register' | 'registry' | 'bundle';
   /** Registry images: the reference pulled and the manifest digest it resolved to. */
   ref: string | null;
   digest: string | null;

@@ -23,7 +23,7 @@ export interface ImageRecord {
   id: string;
   name: string;
   state: 'pending' | 'ready' | 'failed';
-  source: 'catalog' | 'register' | 'registry';
+  source: 'catalog' | 'register' | 'registry' | 'bundle';
   kernelId: string;
   spec: ImageSpec;
   createdAt: string;

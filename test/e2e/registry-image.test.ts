@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -102,7 +102,23 @@ describe(`registry images in real VMs${userModeLabel()}`, { timeout: 30 * 60_000
     const stop = await world.run(['vm', 'stop', 'bb'], { timeoutMs: 120_000 });
     assert.equal(stop.code, 0, stop.stderr);
     assert.equal((await world.run(['vm', 'delete', 'bb'])).code, 0);
+
+    // Shared as a bundle: exported here, pulled by a fresh banger (its own state dir), it boots the same.
+    const bundle = join(root, 'busybox.tar.zst');
+    chmodSync(root, 0o755); // a user-mode daemon writes and reads it
+    const exported = await world.json<{ sha256: string; path: string }>(['image', 'export', 'busybox-v1', bundle], { timeoutMs: 300_000 });
+    assert.equal(exported.path, bundle);
     assert.equal((await world.run(['image', 'delete', 'busybox-v1'])).code, 0);
+    const fresh = await BangerWorld.create(vmWorldOptions());
+    try {
+      const pulled = await fresh.json<{ image: ImageInfo }>(['image', 'pull', bundle, '--sha256', exported.sha256], { timeoutMs: 600_000 });
+      assert.equal(pulled.image.name, 'busybox-v1');
+      const run = await fresh.run(['vm', 'run', '--rm', '--image', 'busybox-v1', '--', 'sh', '-c', 'id -un; cat /opt/old/upper'], { timeoutMs: 600_000 });
+      assert.equal(run.code, 0, run.stderr);
+      assert.equal(run.stdout, 'dev\nfrom the top layer\n', "the image's User and content came along");
+    } finally {
+      fresh.close();
+    }
   });
 
   test('a Debian minbase root (glibc, bash for root, no sshd) from a registry boots and runs commands', async () => {

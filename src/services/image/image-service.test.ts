@@ -332,7 +332,7 @@ describe('bundles', () => {
     const { image } = await service.pull(named.url, ctx(), { sha256: named.sha256 });
     assert.equal(image.name, 'from-manifest');
     assert.equal(image.kernelId, 'kern2');
-    assert.equal(image.source, 'register');
+    assert.equal(image.source, 'bundle');
 
     const anonymous = await publish('anonymous.tar.zst', null);
     await assert.rejects(service.pull(anonymous.url, ctx(), { sha256: anonymous.sha256, name: 'other' }), refused('ERR_INVALID_ARGUMENT', /names no kernel/));

@@ -254,7 +254,7 @@ export class ImageService {
     return this.#bundlePulls.run(
       key,
       ctx,
-      (shared) => this.#publishBundle({ origin, name: options.name, source: 'register', kernel }, shared),
+      (shared) => this.#publishBundle({ origin, name: options.name, source: 'bundle', kernel }, shared),
       `another pull of ${source} is in progress; waiting for it`,
     );
   }
