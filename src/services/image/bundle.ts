@@ -18,6 +18,7 @@ import { KERNEL_NAME } from '../../rpc/schemas.js';
 import { describeValue, hasControl } from '../../rpc/validation.js';
 import type { ImageSpec } from '../../store/images-repo.js';
 import { entryHeader } from '../../workspace/tar-writer.js';
+import { cString, headerChecksumOk, numeric, parsePax } from './tar-index.js';
 
 /**
  * Bundles: an artifact (an image's rootfs, a kernel's files) as one file to
@@ -337,7 +338,7 @@ async function readMembers(reader: StreamReader, dir: string, rules: BundleRules
     if (header.length === 0) break; // no end-of-archive blocks: tolerated, as GNU tar does
     if (header.length < BLOCK) throw new TruncatedError('the archive ends inside a header');
     if (header.every((byte) => byte === 0)) break;
-    if (!checksumOk(header)) throw invalidBundle(rules.label, 'it holds a corrupt tar header');
+    if (!headerChecksumOk(header)) throw invalidBundle(rules.label, 'it holds a corrupt tar header');
     const typeflag = String.fromCharCode(header[156] ?? 0);
     let size = numeric(header, 124, 12);
     if (!Number.isSafeInteger(size)) throw invalidBundle(rules.label, 'it holds a tar header with a malformed size');
@@ -346,7 +347,7 @@ async function readMembers(reader: StreamReader, dir: string, rules: BundleRules
       const data = await reader.read(size);
       if (data.length < size) throw new TruncatedError('the archive ends inside a pax header');
       await skipPadding(reader, size);
-      pax = { ...pax, ...parsePax(data, rules.label) };
+      pax = { ...pax, ...paxRecordsOf(data, rules.label) };
       continue;
     }
     const prefix = header.subarray(257, 263).toString('latin1') === 'ustar\0' ? cString(header, 345, 155) : '';
@@ -532,45 +533,13 @@ class StreamReader {
   }
 }
 
-/** A NUL-terminated header field as a string. */
-function cString(buffer: Buffer, start: number, length: number): string {
-  const field = buffer.subarray(start, start + length);
-  const end = field.indexOf(0);
-  return field.subarray(0, end === -1 ? field.length : end).toString('utf8');
-}
-
-/** A numeric header field: octal text, or GNU's base-256 (high bit set) for values octal cannot hold. */
-function numeric(buffer: Buffer, start: number, length: number): number {
-  const first = buffer[start] ?? 0;
-  if ((first & 0x80) !== 0) {
-    let value = first & 0x7f;
-    for (let i = start + 1; i < start + length; i++) value = value * 256 + (buffer[i] ?? 0);
-    return value;
+/** A pax header's records; a malformed one refuses the bundle. */
+function paxRecordsOf(data: Buffer, label: string): Record<string, string> {
+  try {
+    return parsePax(data, label);
+  } catch {
+    throw invalidBundle(label, 'it holds a malformed pax header');
   }
-  const text = cString(buffer, start, length).trim();
-  return text === '' ? 0 : /^[0-7]+$/.test(text) ? parseInt(text, 8) : NaN;
-}
-
-function checksumOk(header: Buffer): boolean {
-  let sum = 0;
-  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : (header[i] ?? 0);
-  return sum === numeric(header, 148, 8);
-}
-
-/** Pax extended header records: "<length> <key>=<value>\n", the length counting the whole record. */
-function parsePax(data: Buffer, label: string): Record<string, string> {
-  const records: Record<string, string> = {};
-  let at = 0;
-  while (at < data.length) {
-    const space = data.indexOf(0x20, at);
-    const length = space === -1 ? NaN : Number(data.subarray(at, space).toString('latin1'));
-    if (!Number.isSafeInteger(length) || length <= 0 || at + length > data.length) throw invalidBundle(label, 'it holds a malformed pax header');
-    const record = data.subarray(space + 1, at + length - 1).toString('utf8');
-    const equals = record.indexOf('=');
-    if (equals > 0) records[record.slice(0, equals)] = record.slice(equals + 1);
-    at += length;
-  }
-  return records;
 }
 
 // ---------------------------------------------------------------------------

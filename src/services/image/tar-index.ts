@@ -106,14 +106,14 @@ export async function readTarIndex(path: string): Promise<TarMember[]> {
 }
 
 /** A NUL-terminated field as a string (bytes kept as UTF-8, which is what GNU tar stores). */
-function cString(buffer: Buffer, start: number, length: number): string {
+export function cString(buffer: Buffer, start: number, length: number): string {
   const field = buffer.subarray(start, start + length);
   const end = field.indexOf(0);
   return field.subarray(0, end === -1 ? field.length : end).toString('utf8');
 }
 
-/** A numeric field: octal text, or GNU's base-256 (high bit set) for values octal cannot hold. */
-function numeric(buffer: Buffer, start: number, length: number): number {
+/** A numeric field: octal text, or GNU's base-256 (high bit set) for values octal cannot hold; NaN when it is neither. */
+export function numeric(buffer: Buffer, start: number, length: number): number {
   const first = buffer[start] ?? 0;
   if ((first & 0x80) !== 0) {
     let value = first & 0x7f;
@@ -121,17 +121,22 @@ function numeric(buffer: Buffer, start: number, length: number): number {
     return value;
   }
   const text = cString(buffer, start, length).trim();
-  return text === '' ? 0 : parseInt(text, 8);
+  return text === '' ? 0 : /^[0-7]+$/.test(text) ? parseInt(text, 8) : NaN;
+}
+
+/** Whether a header block's checksum field matches its bytes. */
+export function headerChecksumOk(header: Buffer): boolean {
+  let sum = 0;
+  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : (header[i] ?? 0);
+  return sum === numeric(header, 148, 8);
 }
 
 function verifyChecksum(header: Buffer, path: string, offset: number): void {
-  let sum = 0;
-  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : (header[i] ?? 0);
-  if (sum !== numeric(header, 148, 8)) throw new Error(`${path}: bad tar header checksum at offset ${offset}`);
+  if (!headerChecksumOk(header)) throw new Error(`${path}: bad tar header checksum at offset ${offset}`);
 }
 
 /** Pax extended header records: "<length> <key>=<value>\n", the length counting the whole record. */
-function parsePax(data: Buffer, path: string): Record<string, string> {
+export function parsePax(data: Buffer, path: string): Record<string, string> {
   const records: Record<string, string> = {};
   let at = 0;
   while (at < data.length) {
