@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -104,8 +104,12 @@ describe(`registry images in real VMs${userModeLabel()}`, { timeout: 30 * 60_000
     assert.equal((await world.run(['vm', 'delete', 'bb'])).code, 0);
 
     // Shared as a bundle: exported here, pulled by a fresh banger (its own state dir), it boots the same.
-    const bundle = join(root, 'busybox.tar.zst');
-    chmodSync(root, 0o755); // a user-mode daemon writes and reads it
+    // A directory the daemon's user owns: it writes the bundle there, and the fresh banger reads it.
+    const shared = join(root, 'shared');
+    mkdirSync(shared);
+    chmodSync(root, 0o755);
+    if (world.user !== undefined) chownSync(shared, world.user.uid, world.user.gid);
+    const bundle = join(shared, 'busybox.tar.zst');
     const exported = await world.json<{ sha256: string; path: string }>(['image', 'export', 'busybox-v1', bundle], { timeoutMs: 300_000 });
     assert.equal(exported.path, bundle);
     assert.equal((await world.run(['image', 'delete', 'busybox-v1'])).code, 0);
