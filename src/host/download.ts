@@ -21,6 +21,8 @@ export interface DownloadOptions {
   responseTimeoutMs?: number | undefined;
   /** Longest wait for the next bytes of the body, in ms (default DEFAULT_STALL_TIMEOUT_MS). */
   stallTimeoutMs?: number | undefined;
+  /** What to tell the user on failure (default: check the network and kernel_mirror). */
+  hint?: string | undefined;
 }
 
 /**
@@ -84,7 +86,7 @@ export async function cachedDownload(cacheDir: string, url: string, sha256: stri
  * response timeout or no body bytes within the stall timeout, and with the
  * caller's reason when its signal aborts.
  */
-async function transfer(
+export async function transfer(
   url: string,
   options: DownloadOptions,
   sink: Writable,
@@ -92,20 +94,21 @@ async function transfer(
 ): Promise<void> {
   const responseMs = options.responseTimeoutMs ?? DEFAULT_RESPONSE_TIMEOUT_MS;
   const stallMs = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
-  const watchdog = new TransferWatchdog(options.signal, { verb: 'download', hint: MIRROR_HINT });
+  const hint = options.hint ?? MIRROR_HINT;
+  const watchdog = new TransferWatchdog(options.signal, { verb: 'download', hint });
   let received = 0;
   try {
-    watchdog.arm(responseMs, () => timeoutError(url, `no response within ${seconds(responseMs)}`));
+    watchdog.arm(responseMs, () => timeoutError(url, `no response within ${seconds(responseMs)}`, hint));
     const response = await fetch(url, { signal: watchdog.signal });
     if (!response.ok || response.body === null) {
       response.body?.cancel().catch(() => undefined);
       throw new BangerError('ERR_DOWNLOAD_FAILED', `cannot download ${url}: HTTP ${response.status}`, {
-        hint: response.status === 404 ? 'the mirror no longer has this file; pull again to resolve the current version' : MIRROR_HINT,
+        hint: response.status === 404 && options.hint === undefined ? 'the mirror no longer has this file; pull again to resolve the current version' : hint,
       });
     }
     const lengthHeader = response.headers.get('content-length');
     const total = lengthHeader === null ? undefined : Number(lengthHeader);
-    watchdog.arm(stallMs, () => timeoutError(url, `the transfer stalled: no data for ${seconds(stallMs)} after ${received} bytes`));
+    watchdog.arm(stallMs, () => timeoutError(url, `the transfer stalled: no data for ${seconds(stallMs)} after ${received} bytes`, hint));
     const meter = new Transform({
       transform(chunk: Buffer, _encoding, callback) {
         watchdog.touch();
@@ -122,13 +125,13 @@ async function transfer(
   }
 }
 
-function timeoutError(url: string, what: string): BangerError {
+function timeoutError(url: string, what: string, hint: string): BangerError {
   return new BangerError('ERR_DOWNLOAD_FAILED', `cannot download ${url}: ${what}`, {
-    hint: `${hostOf(url)} accepted the connection but stopped answering; retry the pull, or ${MIRROR_HINT}`,
+    hint: `${hostOf(url)} accepted the connection but stopped answering; retry the pull, or ${hint}`,
   });
 }
 
-function hostOf(url: string): string {
+export function hostOf(url: string): string {
   try {
     return new URL(url).host;
   } catch {

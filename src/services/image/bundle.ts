@@ -5,13 +5,11 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 
 import { IMAGE_ROOTFS } from '../../config/filenames.js';
 import { abortReason } from '../../host/command.js';
-import { DEFAULT_RESPONSE_TIMEOUT_MS, DEFAULT_STALL_TIMEOUT_MS } from '../../host/download.js';
+import { hostOf, transfer } from '../../host/download.js';
 import { findExecutable } from '../../host/executables.js';
-import { TransferWatchdog } from '../../host/transfer-watchdog.js';
 import { sha256File, writeVerifiedFile } from '../../host/verified-file.js';
 import { BangerError, hasErrnoCode } from '../../rpc/errors.js';
 import { KERNEL_NAME } from '../../rpc/schemas.js';
@@ -557,38 +555,17 @@ export async function downloadBundle(url: string, target: string, sha256: string
     target,
     sha256,
     async (openSink, onChunk) => {
-      const watchdog = new TransferWatchdog(options.signal, { verb: 'download', hint });
-      try {
-        watchdog.arm(DEFAULT_RESPONSE_TIMEOUT_MS, () => new BangerError('ERR_DOWNLOAD_FAILED', `cannot download ${url}: no response`, { hint }));
-        const response = await fetch(url, { signal: watchdog.signal });
-        if (!response.ok || response.body === null) {
-          response.body?.cancel().catch(() => undefined);
-          throw new BangerError('ERR_DOWNLOAD_FAILED', `cannot download ${url}: HTTP ${response.status}`, { hint });
+      let reported = 0;
+      let last: { received: number; total: number | undefined } = { received: 0, total: undefined };
+      await transfer(url, { signal: options.signal, hint }, openSink(), (chunk, received, total) => {
+        onChunk(chunk);
+        last = { received, total };
+        if (received - reported >= PROGRESS_INTERVAL_BYTES) {
+          reported = received;
+          options.onProgress?.(received, total);
         }
-        const length = response.headers.get('content-length');
-        const total = length === null ? undefined : Number(length);
-        let received = 0;
-        let reported = 0;
-        watchdog.arm(DEFAULT_STALL_TIMEOUT_MS, () => new BangerError('ERR_DOWNLOAD_FAILED', `cannot download ${url}: the transfer stalled`, { hint }));
-        const meter = new Transform({
-          transform(chunk: Buffer, _encoding, done) {
-            watchdog.touch();
-            onChunk(chunk);
-            received += chunk.length;
-            if (received - reported >= PROGRESS_INTERVAL_BYTES) {
-              reported = received;
-              options.onProgress?.(received, total);
-            }
-            done(null, chunk);
-          },
-        });
-        await pipeline(Readable.fromWeb(response.body as WebReadableStream<Uint8Array>), meter, openSink(), { signal: watchdog.signal });
-        options.onProgress?.(received, total);
-      } catch (error) {
-        throw watchdog.failure(url, error);
-      } finally {
-        watchdog.disarm();
-      }
+      });
+      options.onProgress?.(last.received, last.total);
     },
     (actual) =>
       new BangerError('ERR_VERIFY_FAILED', `${url} has sha256 ${actual}, expected ${sha256}`, {
@@ -691,14 +668,6 @@ function fileError(path: string, verb: 'read' | 'write', error: unknown): Error 
     return new BangerError('ERR_HOST_CAPACITY', `no space left to ${verb} ${path}`, { hint: 'free some space and retry', cause: error });
   }
   return error instanceof Error ? error : new Error(String(error));
-}
-
-function hostOf(url: string): string {
-  try {
-    return new URL(url).host;
-  } catch {
-    return url;
-  }
 }
 
 // ---------------------------------------------------------------------------
