@@ -2,13 +2,11 @@ import { createHash } from 'node:crypto';
 import { chmodSync, createReadStream, createWriteStream, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable, Transform } from 'node:stream';
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { createGunzip } from 'node:zlib';
 
-import { DEFAULT_RESPONSE_TIMEOUT_MS, DEFAULT_STALL_TIMEOUT_MS, type DownloadOptions } from '../../host/download.js';
-import { TransferWatchdog } from '../../host/transfer-watchdog.js';
+import { transfer, type DownloadOptions } from '../../host/download.js';
 import { BangerError } from '../../rpc/errors.js';
 import type { MiseRelease } from './catalog.js';
 import { readTarIndex } from './tar-index.js';
@@ -82,7 +80,14 @@ export async function cachedNpmTarball(cacheDir: string, url: string, integrity:
   const partial = `${target}.partial-${process.pid}-${Date.now()}`;
   try {
     const hash = createHash('sha512');
-    await transfer(url, options, partial, hash);
+    let reported = 0;
+    await transfer(url, { ...options, hint: NPM_HINT }, createWriteStream(partial, { mode: 0o600 }), (chunk, received, total) => {
+      hash.update(chunk);
+      if (received - reported >= PROGRESS_INTERVAL_BYTES || received === total) {
+        reported = received;
+        options.onProgress?.({ url, received, total });
+      }
+    });
     const actual = hash.digest();
     if (actual.toString('hex') !== sha512) {
       throw new BangerError('ERR_VERIFY_FAILED', `${url} has integrity sha512-${actual.toString('base64')}, expected ${integrity}`, {
@@ -106,53 +111,6 @@ async function hasFileWithSha512(path: string, sha512: string): Promise<boolean>
   if ((await sha512File(path)) === sha512) return true;
   rmSync(path, { force: true });
   return false;
-}
-
-/**
- * GETs `url` into the file `path` (created 0600 on the first bytes), feeding
- * every chunk to `hash`; the same deadlines as src/host/download.ts (headers,
- * then each chunk of the body).
- */
-async function transfer(url: string, options: DownloadOptions, path: string, hash: { update(chunk: Buffer): unknown }): Promise<void> {
-  const responseMs = options.responseTimeoutMs ?? DEFAULT_RESPONSE_TIMEOUT_MS;
-  const stallMs = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
-  const watchdog = new TransferWatchdog(options.signal, { verb: 'download', hint: NPM_HINT });
-  let received = 0;
-  let reported = 0;
-  try {
-    watchdog.arm(responseMs, () => timeoutError(url, `no response within ${Math.round(responseMs / 1000)} s`));
-    const response = await fetch(url, { signal: watchdog.signal });
-    if (!response.ok || response.body === null) {
-      response.body?.cancel().catch(() => undefined);
-      throw new BangerError('ERR_DOWNLOAD_FAILED', `cannot download ${url}: HTTP ${response.status}`, { hint: NPM_HINT });
-    }
-    const lengthHeader = response.headers.get('content-length');
-    const total = lengthHeader === null ? undefined : Number(lengthHeader);
-    watchdog.arm(stallMs, () => timeoutError(url, `the transfer stalled: no data for ${Math.round(stallMs / 1000)} s after ${received} bytes`));
-    const meter = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        watchdog.touch();
-        hash.update(chunk);
-        received += chunk.length;
-        if (received - reported >= PROGRESS_INTERVAL_BYTES || received === total) {
-          reported = received;
-          options.onProgress?.({ url, received, total });
-        }
-        callback(null, chunk);
-      },
-    });
-    await pipeline(Readable.fromWeb(response.body as WebReadableStream<Uint8Array>), meter, createWriteStream(path, { mode: 0o600 }), {
-      signal: watchdog.signal,
-    });
-  } catch (error) {
-    throw watchdog.failure(url, error);
-  } finally {
-    watchdog.disarm();
-  }
-}
-
-function timeoutError(url: string, what: string): BangerError {
-  return new BangerError('ERR_DOWNLOAD_FAILED', `cannot download ${url}: ${what}`, { hint: `the registry stopped answering; retry the pull, or ${NPM_HINT}` });
 }
 
 export interface ExtractOptions {
