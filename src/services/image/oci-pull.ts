@@ -67,8 +67,6 @@ export interface OciPullInputs {
   staging: string;
   host: BuildHost;
   bundle: readonly BundleFile[];
-  /** The digest already pulled under this name, if any: when it is still current only the manifest is fetched. */
-  knownDigest?: string | undefined;
 }
 
 /** Resolves `ref` to its manifest digest only (the "is it up to date" check). */
