@@ -32,11 +32,12 @@ export async function hasVerifiedFile(path: string, sha256: string): Promise<boo
 
 /**
  * Writes `target`, whose content must hash to `sha256` (hex): `fill` opens
- * the temp file beside `target` with `openSink` once it has bytes to write
- * (not before: a request that fails first leaves no file behind) and
- * reports each chunk it writes through `onChunk`; the file is renamed into place only when the hash
+ * the temp file beside `target` with `openSink` and reports each chunk it
+ * writes through `onChunk`; the file is renamed into place only when the hash
  * matched, else `mismatch(actual)` is thrown. The temp file never outlives
- * the call.
+ * the call: every sink opened is closed before it is removed, because a
+ * write stream opens its file asynchronously and a request that fails fast
+ * (an HTTP 404) would otherwise see the file created after the removal.
  */
 export async function writeVerifiedFile(
   target: string,
@@ -45,18 +46,37 @@ export async function writeVerifiedFile(
   mismatch: (actual: string) => BangerError,
 ): Promise<void> {
   const partial = `${target}.partial-${process.pid}-${Date.now()}`;
+  const sinks: WriteStream[] = [];
   try {
     const hash = createHash('sha256');
     await fill(
-      () => createWriteStream(partial, { mode: 0o600 }),
+      () => {
+        const sink = createWriteStream(partial, { mode: 0o600 });
+        sinks.push(sink);
+        return sink;
+      },
       (chunk) => hash.update(chunk),
     );
+    await Promise.all(sinks.map(closed));
     const actual = hash.digest('hex');
     if (actual !== sha256) throw mismatch(actual);
     renameSync(partial, target);
   } finally {
+    await Promise.all(sinks.map(closed));
     rmSync(partial, { force: true });
   }
+}
+
+/** Resolves once `stream` has closed its file, destroying it first when it is still open or opening. */
+function closed(stream: WriteStream): Promise<void> {
+  if (stream.closed) return Promise.resolve();
+  return new Promise((resolve) => {
+    stream.once('close', () => {
+      resolve();
+    });
+    stream.once('error', () => undefined);
+    stream.destroy();
+  });
 }
 
 /** How a resumable fill writes: from where the kept bytes end (append), or from the start. */
