@@ -11,3 +11,13 @@ export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 /** Interrupted by Ctrl-C (128 + SIGINT), as shells report it. */
 export const EXIT_INTERRUPTED = 130;
+/** `banger daemon status`: bangerd is not running (the LSB status code for a stopped service). */
+export const EXIT_NOT_RUNNING = 3;
+
+/** The exit-status paragraph of `banger --help`; commands that differ add their own. */
+export const EXIT_STATUS_HELP = `Exit status: 0 success, 1 failure, 2 usage error, 130 interrupted (Ctrl-C);
+\`vm run\` and \`vm exec\` pass the guest command's own status through; \`daemon status\` exits 3 when bangerd is not running.`;
+
+/** The exit-status paragraph of the commands that run a guest command. */
+export const GUEST_EXIT_STATUS_HELP = `Exit status: the guest command's own status (128 + N when signal N ended it);
+1 when banger itself failed before the command ran, 2 for a usage error, 130 when interrupted (Ctrl-C twice).`;

@@ -13,8 +13,9 @@ import { sshConfigCommand } from './commands/ssh-config.js';
 import { systemCommand } from './commands/system.js';
 import { versionCommand } from './commands/version.js';
 import { vmCommand } from './commands/vm.js';
+import { vmListCommand } from './commands/vm-list.js';
 import { closeConnections, exitCodeRequested, installInterruptHandler } from './context.js';
-import { EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE } from './exit-codes.js';
+import { EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_STATUS_HELP, EXIT_USAGE } from './exit-codes.js';
 import { Output } from './output.js';
 
 export function buildProgram(): CommandUnknownOpts {
@@ -32,10 +33,11 @@ Getting started:
   banger doctor                 check this host can run banger VMs
   banger daemon status          see whether the daemon runs (it starts on demand)
 
-Exit status: 0 success, 1 failure, 2 usage error.`,
+${EXIT_STATUS_HELP}`,
     );
   program.addCommand(daemonCommand());
   program.addCommand(vmCommand());
+  program.addCommand(vmListCommand('ps').description('List VMs (the same as `banger vm list`)'));
   program.addCommand(imageCommand());
   program.addCommand(kernelCommand());
   program.addCommand(doctorCommand());

@@ -9,6 +9,7 @@ import { buildInfo } from '../build-info.js';
 import { BangerError, toBangerError } from '../rpc/errors.js';
 import { openStore, type Store } from '../store/database.js';
 import { createHandlers } from './handlers.js';
+import { vmDefaultsReader } from './vm-defaults.js';
 import { InstanceLock } from './instance-lock.js';
 import { createDaemonLogger, type Logger } from './logger.js';
 import { RpcServer } from './rpc-server.js';
@@ -112,6 +113,7 @@ export async function runDaemon(pathEnv: PathEnv = currentPathEnv()): Promise<nu
       layout,
       ...ready,
       streams,
+      vmDefaults: vmDefaultsReader(layout, pathEnv.home, config.vmDefaults),
       startedAt,
       inFlight: () => server.inFlightCount,
       requestShutdown: (reason) => {

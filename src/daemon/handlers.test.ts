@@ -11,6 +11,7 @@ import { openStore } from '../store/database.js';
 import { createHandlers } from './handlers.js';
 import { createServices } from './services.js';
 import { createDaemonLogger } from './logger.js';
+import { vmDefaultsReader } from './vm-defaults.js';
 import { StreamHub } from './stream-hub.js';
 
 const layout = resolveLayout({ env: {}, uid: 1000, home: '/home/test' });
@@ -29,6 +30,7 @@ function handlers(requestShutdown: (reason: string) => void = () => undefined): 
     layout,
     ...services,
     streams: new StreamHub(createDaemonLogger('/dev/null')),
+    vmDefaults: vmDefaultsReader(layout, '/home/test', {}),
     startedAt: new Date(),
     inFlight: () => 1,
     requestShutdown,

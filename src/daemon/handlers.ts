@@ -12,6 +12,8 @@ import type { VmService } from '../services/vm/vm-service.js';
 import type { WorkspaceService } from '../services/workspace/workspace-service.js';
 import { withCheckedParams } from './params.js';
 import { createVmHandlers } from './vm-handlers.js';
+import { createStatsHandlers } from './stats-handlers.js';
+import type { VmDefaultsInfo } from '../rpc/methods.js';
 import type { DaemonHandlers } from './rpc-server.js';
 import type { StreamHub } from './stream-hub.js';
 import { createWorkspaceHandlers } from './workspace-handlers.js';
@@ -25,6 +27,8 @@ export interface HandlerDeps {
   exec: ExecService;
   network: HostNetwork;
   streams: StreamHub;
+  /** What vm.create fills in for spec fields left out (see ./vm-defaults.ts). */
+  vmDefaults: () => VmDefaultsInfo;
   startedAt: Date;
   inFlight: () => number;
   /** Starts a graceful shutdown after the current response has been sent. */
@@ -41,7 +45,8 @@ export function createHandlers(deps: HandlerDeps): DaemonHandlers {
   return withCheckedParams({
     ...createKernelHandlers(deps.kernels),
     ...createImageHandlers(deps.images, deps.kernels),
-    ...createVmHandlers(deps.vms),
+    ...createVmHandlers(deps.vms, deps.vmDefaults),
+    ...createStatsHandlers(),
     ...createWorkspaceHandlers(deps),
     ping: () =>
       Promise.resolve({

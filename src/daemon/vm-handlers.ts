@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 
 import { VM_CONSOLE_LOG } from '../config/filenames.js';
-import type { VmInfo } from '../rpc/methods.js';
+import type { VmDefaultsInfo, VmInfo } from '../rpc/methods.js';
 import { LOG_LINES_DEFAULT } from '../rpc/schemas.js';
 import { readConsoleTail } from '../services/vm/console-log.js';
 import type { VmService, VmView } from '../services/vm/vm-service.js';
@@ -9,7 +9,7 @@ import type { DaemonHandlers } from './rpc-server.js';
 
 export type VmHandlers = Pick<
   DaemonHandlers,
-  'vmCreate' | 'vmList' | 'vmShow' | 'vmStart' | 'vmStop' | 'vmRestart' | 'vmKill' | 'vmDelete' | 'vmSet' | 'vmLogs' | 'vmSshTarget'
+  'vmCreate' | 'vmDefaults' | 'vmList' | 'vmShow' | 'vmStart' | 'vmStop' | 'vmRestart' | 'vmKill' | 'vmDelete' | 'vmSet' | 'vmLogs' | 'vmSshTarget'
 >;
 
 export function vmInfo(view: VmView): VmInfo {
@@ -30,31 +30,33 @@ export function vmInfo(view: VmView): VmInfo {
 }
 
 /** VM methods; params arrive checked against their schemas (see withCheckedParams). */
-export function createVmHandlers(vms: VmService): VmHandlers {
+export function createVmHandlers(vms: VmService, vmDefaults: () => VmDefaultsInfo): VmHandlers {
   const byRef = async (ref: string, op: (ref: string) => Promise<unknown>): Promise<VmInfo> => {
     await op(ref);
     return vmInfo(await vms.show(ref));
   };
   return {
     vmCreate: async (params, ctx) => {
+      const defaults = vmDefaults();
       const vm = await vms.create(
         {
           name: params.name,
           image: params.image,
           noStart: params.noStart === true,
           spec: {
-            vcpu: params.vcpu,
-            memoryMiB: params.memoryMiB,
-            diskSizeBytes: params.diskSizeBytes,
-            init: params.init,
-            nat: params.nat ?? false,
-            network: params.network ?? 'isolated',
+            vcpu: params.vcpu ?? defaults.vcpu,
+            memoryMiB: params.memoryMiB ?? defaults.memoryMiB,
+            diskSizeBytes: params.diskSizeBytes ?? defaults.diskSizeBytes,
+            init: params.init ?? defaults.init,
+            nat: params.nat ?? defaults.nat,
+            network: params.network ?? defaults.network,
           },
         },
         ctx,
       );
       return vmInfo(await vms.show(vm.id));
     },
+    vmDefaults: () => Promise.resolve(vmDefaults()),
     vmList: async () => ({ vms: (await vms.list()).map(vmInfo) }),
     vmShow: async (params) => vmInfo(await vms.show(params.ref)),
     vmStart: (params, ctx) => byRef(params.ref, (ref) => vms.start(ref, ctx)),

@@ -2,7 +2,17 @@ import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 
 import { BangerError } from './errors.js';
-import { methods, PROGRESS_NOTIFICATION, type MethodKey, type ParamsOf, type ProgressEvent, type ResultOf } from './methods.js';
+import {
+  EVENT_NOTIFICATION,
+  methods,
+  PROGRESS_NOTIFICATION,
+  type DaemonEvent,
+  type DaemonEventKind,
+  type MethodKey,
+  type ParamsOf,
+  type ProgressEvent,
+  type ResultOf,
+} from './methods.js';
 import { decodeError } from './wire.js';
 
 /**
@@ -37,6 +47,7 @@ export class RpcClient {
   #buffer: Buffer = Buffer.alloc(0);
   readonly #pending = new Map<number, Pending>();
   readonly #progressListeners = new Map<string, (event: ProgressEvent) => void>();
+  readonly #eventListeners = new Map<string, (event: DaemonEvent) => void>();
 
   private constructor(socket: Socket) {
     this.#socket = socket;
@@ -109,6 +120,23 @@ export class RpcClient {
     });
   }
 
+  /**
+   * Subscribes to daemon events (daemon.events): `onEvent` gets each one
+   * until `signal` aborts, which ends the subscription and resolves; it
+   * rejects when the daemon goes away or refuses the subscription.
+   */
+  async subscribe(onEvent: (event: DaemonEvent) => void, options: { kinds?: DaemonEventKind[]; signal: AbortSignal }): Promise<void> {
+    const subscriptionToken = randomBytes(8).toString('hex');
+    this.#eventListeners.set(subscriptionToken, onEvent);
+    try {
+      await this.call('events', { subscriptionToken, ...(options.kinds === undefined ? {} : { kinds: options.kinds }) }, { signal: options.signal });
+    } catch (error) {
+      if (!(options.signal.aborted && error instanceof BangerError && error.code === 'ERR_CANCELLED')) throw error;
+    } finally {
+      this.#eventListeners.delete(subscriptionToken);
+    }
+  }
+
   close(): void {
     this.#isClosed = true;
     this.#socket.destroy();
@@ -143,6 +171,9 @@ export class RpcClient {
       if (message.method === PROGRESS_NOTIFICATION) {
         const event = message.params as ProgressEvent;
         this.#progressListeners.get(event.token)?.(event);
+      } else if (message.method === EVENT_NOTIFICATION) {
+        const event = message.params as DaemonEvent;
+        this.#eventListeners.get(event.token)?.(event);
       }
       return;
     }

@@ -21,6 +21,20 @@ test('valid params come back typed, with only the known fields', () => {
   assert.deepEqual(parseParams('vmShow', { ref: 'box', progressToken: 'abc123' }), { ref: 'box', progressToken: 'abc123' });
 });
 
+test('vm.create needs no spec: every field left out is filled by the daemon (vm.defaults)', () => {
+  assert.deepEqual(parseParams('vmCreate', {}), {});
+  assert.deepEqual(parseParams('vmCreate', { image: 'debian-bookworm' }), { image: 'debian-bookworm' });
+  assert.throws(() => parseParams('vmCreate', { memoryMiB: 64 }), invalid(/^param "memoryMiB" must be MiB from 128/));
+});
+
+test('daemon.events: a subscription token, and optionally the kinds', () => {
+  assert.deepEqual(parseParams('events', { subscriptionToken: 'abc' }), { subscriptionToken: 'abc' });
+  assert.deepEqual(parseParams('events', { subscriptionToken: 'abc', kinds: ['vm.stats'] }), { subscriptionToken: 'abc', kinds: ['vm.stats'] });
+  assert.throws(() => parseParams('events', { subscriptionToken: 'abc', kinds: ['vm.nope'] }), invalid(/^param "kinds"/));
+  assert.throws(() => parseParams('events', { subscriptionToken: 'abc', kinds: [] }), invalid(/^param "kinds"/));
+  assert.throws(() => parseParams('events', {}), invalid(/^param "subscriptionToken" is required$/));
+});
+
 test('absent params are checked as an empty object (JSON-RPC allows leaving them out)', () => {
   assert.deepEqual(parseParams('ping', undefined), {});
   assert.throws(() => parseParams('vmShow', undefined), invalid(/^param "ref" is required$/));
@@ -52,7 +66,7 @@ test('each param is checked by its rule, and the message names the param', () =>
   assert.throws(() => parseParams('vmCreate', { ...create, vcpu: '2' }), invalid(/^param "vcpu" must be an integer from 1 to 64, got "2"$/));
   assert.throws(() => parseParams('vmCreate', { ...create, noStart: 'true' }), invalid(/^param "noStart" must be true or false, got "true"$/));
   assert.throws(() => parseParams('vmCreate', { ...create, name: 'Box' }), invalid(/^"Box" is not a valid VM name$/));
-  assert.throws(() => parseParams('vmCreate', { ...create, vcpu: undefined }), invalid(/^param "vcpu" is required$/));
+  assert.throws(() => parseParams('vmShow', { ref: undefined }), invalid(/^param "ref" is required$/));
   assert.throws(() => parseParams('imageRegister', { name: 'x', rootfs: 'rel/path', kernel: 'k' }), invalid(/^param "rootfs" must be an absolute path/));
   assert.throws(() => parseParams('sleep', { ms: -1 }), invalid(/^param "ms" must be an integer from 0 to 600000/));
 });

@@ -13,7 +13,7 @@
 
 import { BangerError } from './errors.js';
 import type { MethodKey, ParamsOf } from './methods.js';
-import { methods } from './methods.js';
+import { DAEMON_EVENT_KINDS, methods } from './methods.js';
 import {
   ABSOLUTE_PATH,
   BUNDLE_FILE,
@@ -40,7 +40,7 @@ import {
   VM_NAME,
   WORKSPACE_MODE,
 } from './schemas.js';
-import { arrayOf, boolean, describeValue, mustBe, ok, sentence, type Checked, type Rule } from './validation.js';
+import { arrayOf, boolean, choice, describeValue, mustBe, ok, sentence, type Checked, type Rule } from './validation.js';
 
 interface RequiredField<T> {
   readonly rule: Rule<T>;
@@ -116,10 +116,10 @@ export const METHOD_PARAMS: MethodSchemas = {
   vmCreate: {
     name: optional(VM_NAME),
     image: optional(IMAGE_SOURCE),
-    vcpu: required(VCPU),
-    memoryMiB: required(MEMORY_MIB),
-    diskSizeBytes: required(DISK_SIZE_BYTES),
-    init: required(INIT_MODE),
+    vcpu: optional(VCPU),
+    memoryMiB: optional(MEMORY_MIB),
+    diskSizeBytes: optional(DISK_SIZE_BYTES),
+    init: optional(INIT_MODE),
     nat: optional(boolean),
     network: optional(NETWORK_MODE),
     noStart: optional(boolean),
@@ -132,6 +132,13 @@ export const METHOD_PARAMS: MethodSchemas = {
   vmRestart: byRef,
   vmKill: byRef,
   vmDelete: byRef,
+  vmDefaults: {},
+  vmStats: { ref: optional(REF) },
+  vmPorts: byRef,
+  events: {
+    subscriptionToken: required(PROGRESS_TOKEN),
+    kinds: optional(arrayOf(choice(DAEMON_EVENT_KINDS), { minItems: 1, expects: `a non-empty array of event kinds (${DAEMON_EVENT_KINDS.join(', ')})` })),
+  },
   vmSet: { ref, vcpu: optional(VCPU), memoryMiB: optional(MEMORY_MIB), diskSizeBytes: optional(DISK_SIZE_BYTES), nat: optional(boolean) },
   vmLogs: { ref, lines: optional(LOG_LINES), progressToken },
   vmSshTarget: byRef,

@@ -270,7 +270,12 @@ export interface VmLogsParams extends VmRefParams {
   lines?: number;
 }
 
-export interface VmCreateParams extends ProgressParams, Omit<VmSpecInfo, 'nat' | 'network'>, Partial<Pick<VmSpecInfo, 'nat' | 'network'>> {
+/**
+ * Every spec field may be left out: the daemon fills it from config.toml
+ * [vm_defaults], then host heuristics, then the built-in floor (see
+ * vm.defaults), so the CLI, the SDK and MCP get the same VM for the same call.
+ */
+export interface VmCreateParams extends ProgressParams, Partial<VmSpecInfo> {
   name?: string;
   image?: string;
   /** Prepare the VM without booting it. */
@@ -366,6 +371,95 @@ export interface VmExecResult {
   signal: string | null;
 }
 
+/** What vm.create fills in for a spec field left out, and where each value came from. */
+export interface VmDefaultsInfo {
+  vcpu: number;
+  memoryMiB: number;
+  diskSizeBytes: number;
+  init: InitMode;
+  nat: boolean;
+  network: NetworkMode;
+  /** Per field: `config` ([vm_defaults] in config.toml), `auto` (sized to this machine) or `builtin`. */
+  sources: { vcpu: DefaultSource; memoryMiB: DefaultSource; diskSizeBytes: DefaultSource };
+}
+
+export type DefaultSource = 'config' | 'auto' | 'builtin';
+
+/** One sample of a running VM's resource use (vm.stats, the vm.stats event). */
+export interface VmStatsSample {
+  /** When it was taken (ISO 8601). */
+  at: string;
+  /** The VMM process on the host, from /proc. */
+  vmm: {
+    /** CPU used since the previous sample, in percent of one host CPU (200 = two CPUs busy). */
+    cpuPercent: number;
+    rssBytes: number;
+  };
+  /** From inside the guest over its open connection; null when the guest did not answer this time. */
+  guest: {
+    memTotalBytes: number;
+    memAvailableBytes: number;
+    load1: number;
+    load5: number;
+    load15: number;
+    /** The work disk mounted at /root. */
+    diskTotalBytes: number;
+    diskUsedBytes: number;
+    uptimeSeconds: number;
+  } | null;
+}
+
+export interface VmStatsInfo {
+  vm: string;
+  state: VmInfo['state'];
+  /** The most recent sample; null before the first one (or when not running). */
+  latest: VmStatsSample | null;
+  /** Recent samples, oldest first (a short window: see stats_poll_interval). */
+  history: VmStatsSample[];
+  /** How often the daemon samples, in ms. */
+  intervalMs: number;
+}
+
+export interface VmStatsParams {
+  /** One VM; every running VM when left out. */
+  ref?: string;
+}
+
+/** A listening socket in the guest (vm.ports). */
+export interface GuestPortInfo {
+  proto: 'tcp' | 'udp';
+  /** The address it is bound to in the guest (0.0.0.0, ::, 127.0.0.1…). */
+  bindAddress: string;
+  port: number;
+  /** The process that owns it, when the guest reports one. */
+  process: string | null;
+  pid: number | null;
+  /** Where the host reaches it (the guest's IP and the port); null for a socket bound to the guest's loopback only. */
+  hostAddress: string | null;
+}
+
+/**
+ * Pushed on a daemon.events subscription (EVENT_NOTIFICATION): a VM's state
+ * changed (created, started, stopped, failed…), a VM was deleted, or a new
+ * stats sample of a running VM.
+ */
+export type DaemonEvent =
+  | { token: string; kind: 'vm.changed'; vm: VmInfo }
+  | { token: string; kind: 'vm.deleted'; vm: { id: string; name: string } }
+  | { token: string; kind: 'vm.stats'; vm: { id: string; name: string }; sample: VmStatsSample };
+
+export type DaemonEventKind = DaemonEvent['kind'];
+export const DAEMON_EVENT_KINDS: readonly DaemonEventKind[] = ['vm.changed', 'vm.deleted', 'vm.stats'];
+
+export const EVENT_NOTIFICATION = '$/banger/event';
+
+export interface EventsParams {
+  /** Chosen by the client; every event of this subscription carries it. */
+  subscriptionToken: string;
+  /** Only these kinds (default: all). */
+  kinds?: DaemonEventKind[];
+}
+
 export const methods = {
   ping: method<NoParams, PingResult>('daemon.ping'),
   shutdown: method<NoParams, ShutdownResult>('daemon.shutdown'),
@@ -409,6 +503,19 @@ export const methods = {
   vmRestart: method<VmRefParams, VmInfo>('vm.restart'),
   vmKill: method<VmRefParams, VmInfo>('vm.kill'),
   vmDelete: method<VmRefParams, VmInfo>('vm.delete'),
+  /** The values vm.create uses for spec fields left out (config.toml [vm_defaults] > host heuristics > built-in). */
+  vmDefaults: method<NoParams, VmDefaultsInfo>('vm.defaults'),
+  /** The latest resource sample and a short history of one running VM, or of every running VM. */
+  vmStats: method<VmStatsParams, { stats: VmStatsInfo[] }>('vm.stats'),
+  /** The guest's listening TCP and UDP sockets, with their processes and where the host reaches them. */
+  vmPorts: method<VmRefParams, { vm: string; ip: string; ports: GuestPortInfo[] }>('vm.ports'),
+  /**
+   * Subscribes to daemon events: EVENT_NOTIFICATION notifications carrying
+   * `subscriptionToken` until the client cancels the request (or goes away),
+   * which then answers { ended: true }. Starts with one vm.changed per VM, so
+   * a client needs no separate list call to begin.
+   */
+  events: method<EventsParams, { ended: true }>('daemon.events'),
   /** Applies on the next start; the disk only grows. */
   vmSet: method<VmSetParams, VmInfo>('vm.set'),
   vmLogs: method<VmLogsParams, { lines: string[] }>('vm.logs'),

@@ -192,7 +192,10 @@ export class BangerWorld {
 
   /** The pid of this world's running daemon, or undefined when none runs (asks without starting one). */
   async runningDaemonPid(): Promise<number | undefined> {
-    const status = await this.json<{ running: boolean; pid?: number | null }>(['daemon', 'status']);
+    // `daemon status` exits 3 when no daemon runs (and prints running: false).
+    const result = await this.run(['daemon', 'status', '--json']);
+    if (result.code !== 0 && result.code !== 3) throw new Error(`banger daemon status exited ${result.code}\nstderr: ${result.stderr}`);
+    const status = JSON.parse(result.stdout) as { running: boolean; pid?: number | null };
     return status.running && typeof status.pid === 'number' ? status.pid : undefined;
   }
 

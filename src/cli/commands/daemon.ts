@@ -2,7 +2,8 @@ import { Command, InvalidArgumentError, type CommandUnknownOpts } from '@command
 
 import { buildInfo } from '../../build-info.js';
 import type { PingResult } from '../../rpc/methods.js';
-import { createContext } from '../context.js';
+import { createContext, setExitCode } from '../context.js';
+import { EXIT_NOT_RUNNING } from '../exit-codes.js';
 import { stopDaemon } from '../daemon-connection.js';
 import { followLog, formatLogLine, readLogTail } from '../log-view.js';
 import { formatDuration } from '../render/text.js';
@@ -45,6 +46,7 @@ daemon left over from an older banger build is replaced automatically.`,
   daemon
     .command('status')
     .description('Show whether bangerd is running, its pid, build and socket')
+    .addHelpText('after', '\nExit status: 0 when bangerd is running, 3 when it is not (scripts can test it); it never starts the daemon.')
     .action(async (_options, command) => {
       const cli = createContext(command);
       const connection = await cli.runningDaemon();
@@ -53,6 +55,7 @@ daemon left over from an older banger build is replaced automatically.`,
           { running: false, socketPath: cli.layout.socketPath, logPath: cli.layout.daemonLog },
           (s) => `bangerd is not running (socket ${s.socketPath})`,
         );
+        setExitCode(EXIT_NOT_RUNNING);
         return;
       }
       const status = { running: true, stale: connection.ping.buildId !== buildInfo().buildId, ...connection.ping };

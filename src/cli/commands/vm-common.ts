@@ -73,25 +73,28 @@ export interface SpecOptions {
   network: NetworkMode;
 }
 
-/** The spec to create: the flags given, the resolved defaults for the rest. */
-async function resolveSpec(cli: CliContext, options: SpecOptions): Promise<{ vcpu: number; memoryMiB: number; diskSizeBytes: number }> {
-  const { cliVmDefaults } = await import('../vm-defaults.js');
-  const d = cliVmDefaults(cli.layout, cli.pathEnv.home);
-  return { vcpu: options.vcpu ?? d.vcpu.value, memoryMiB: options.memory ?? d.memoryMiB.value, diskSizeBytes: options.diskSize ?? d.diskSizeBytes.value };
-}
-
 /** Said once per command that boots a VM without hardware acceleration. */
 export function noteEmulation(cli: CliContext, info: VmInfo): void {
   if (info.accel === 'tcg') cli.out.notice('note: no usable KVM on this host: the VM runs under TCG emulation (slower); see `banger doctor`');
 }
 
+/**
+ * Creates a VM from the flags given; the daemon fills in the rest (vm.defaults),
+ * as it does for the SDK and MCP. The `spec:` line is printed first, from
+ * the same defaults, so it says exactly what gets created.
+ */
 export async function createVm(cli: CliContext, options: SpecOptions, noStart: boolean): Promise<VmInfo> {
-  const spec = await resolveSpec(cli, options);
-  cli.out.notice(`spec: ${formatSpec(spec)}`);
+  const given = {
+    ...(options.vcpu === undefined ? {} : { vcpu: options.vcpu }),
+    ...(options.memory === undefined ? {} : { memoryMiB: options.memory }),
+    ...(options.diskSize === undefined ? {} : { diskSizeBytes: options.diskSize }),
+  };
+  const defaults = await cli.call('vmDefaults', {});
+  cli.out.notice(`spec: ${formatSpec({ vcpu: defaults.vcpu, memoryMiB: defaults.memoryMiB, diskSizeBytes: defaults.diskSizeBytes, ...given })}`);
   const info = await cli.callWithProgress('vmCreate', {
     ...(options.name === undefined ? {} : { name: options.name }),
     ...(options.image === undefined ? {} : { image: options.image }),
-    ...spec,
+    ...given,
     init: options.init,
     nat: options.nat === true,
     network: options.network,

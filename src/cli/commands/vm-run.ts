@@ -4,6 +4,7 @@ import { BangerError } from '../../rpc/errors.js';
 import type { VmInfo, WorkspacePrepareResult } from '../../rpc/methods.js';
 import { createContext, setExitCode, wasInterrupted, type CliContext } from '../context.js';
 import { execInVm } from '../guest-exec.js';
+import { GUEST_EXIT_STATUS_HELP } from '../exit-codes.js';
 import { runSsh, sshArgs } from '../guest-ssh.js';
 import { shellQuote } from '../../guest/shell.js';
 import { addSpecOptions, createVm, type SpecOptions } from './vm-common.js';
@@ -42,7 +43,10 @@ Examples:
   banger vm run ./repo --rm --export out.patch -- ./agent.sh
                                                      an agent's edits come back as out.patch
   banger vm run ./repo                               no command: a shell in the new VM's workspace
-  banger vm run ./repo --dry-run                     what would be copied; creates nothing`,
+  banger vm run ./repo --dry-run                     what would be copied; creates nothing
+
+${GUEST_EXIT_STATUS_HELP}
+With no command (a shell), the shell's status.`,
     );
   addWorkspaceOptions(run);
   return run.action(async (args, options, command) => {

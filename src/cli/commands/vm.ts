@@ -1,15 +1,15 @@
-import { homedir } from 'node:os';
-
 import { Command, type CommandUnknownOpts } from '@commander-js/extra-typings';
 
 import { formatSpec } from '../../config/vm-defaults.js';
 import type { VmInfo, WorkspaceInfo } from '../../rpc/methods.js';
 import { createContext, setExitCode } from '../context.js';
+import { GUEST_EXIT_STATUS_HELP } from '../exit-codes.js';
 import { execInVm } from '../guest-exec.js';
 import { runSsh, sshArgs } from '../guest-ssh.js';
-import { formatDuration, table } from '../render/text.js';
 import { LOG_LINES, LOG_LINES_DEFAULT } from '../../rpc/schemas.js';
 import { addSpecOptions, createVm, noteEmulation, parseDiskSize, parseMemory, parseVcpu, ruleParser, type SpecOptions } from './vm-common.js';
+import { vmDeleteCommand } from './vm-delete.js';
+import { vmListCommand } from './vm-list.js';
 import { vmRunCommand } from './vm-run.js';
 import { workspaceCommand } from './workspace.js';
 
@@ -42,30 +42,7 @@ VMs are referred to by name or id, or a unique prefix of either.`,
 
   vm.addCommand(vmRunCommand());
 
-  vm.command('list')
-    .alias('ps')
-    .description('List VMs with their state, image, address and spec')
-    .action(async (_options, command) => {
-      const cli = createContext(command);
-      const result = await cli.call('vmList', {});
-      cli.out.result(result, ({ vms }) =>
-        vms.length === 0
-          ? 'no VMs (create one with `banger vm run -- <command>` or `banger vm create`)'
-          : table([
-              ['NAME', 'ID', 'STATE', 'IMAGE', 'IP', 'SPEC', 'WORKSPACE', 'CREATED'],
-              ...vms.map((v) => [
-                v.name,
-                v.id,
-                v.state,
-                v.image,
-                v.ip,
-                formatSpec(v.spec),
-                workspaceCell(v.workspace),
-                `${formatDuration(Date.now() - Date.parse(v.createdAt))} ago`,
-              ]),
-            ]),
-      );
-    });
+  vm.addCommand(vmListCommand('list'));
 
   vm.command('show')
     .description('Show one VM')
@@ -92,15 +69,7 @@ VMs are referred to by name or id, or a unique prefix of either.`,
       });
   }
 
-  vm.command('delete')
-    .alias('rm')
-    .description('Delete a VM and its disks (a running VM is killed first)')
-    .argument('<vm>', 'name or id')
-    .action(async (ref, _options, command) => {
-      const cli = createContext(command);
-      const info = await cli.callWithProgress('vmDelete', { ref });
-      cli.out.result(info, (v) => `deleted VM ${v.name} (${v.id})`);
-    });
+  vm.addCommand(vmDeleteCommand());
 
   vm.command('set')
     .description('Change vcpu, memory or disk size (on the next start; the disk only grows) or NAT (at once)')
@@ -164,7 +133,9 @@ stderr stream through, the first Ctrl-C goes to the command (a second one stops
 it), and the exit status passes through. With a workspace it runs in the
 workspace directory, through \`mise exec --\` when mise is installed in the guest;
 when the host repo has moved on since the workspace was prepared, a warning says
-so (--auto-prepare re-syncs instead).`,
+so (--auto-prepare re-syncs instead).
+
+${GUEST_EXIT_STATUS_HELP}`,
     )
     .action(async (ref, command, options, cmd) => {
       const cli = createContext(cmd);
@@ -196,12 +167,4 @@ function renderWorkspace(ws: WorkspaceInfo): string[] {
     `  base:   ${ws.baseCommit}${ws.branch === null ? '' : ` (guest branch ${ws.branch})`}`,
     `  mode:   ${ws.mode}${ws.includeUntracked ? ', untracked files included' : ''}, prepared ${ws.preparedAt}`,
   ];
-}
-
-/** `~/src/app@1a2b3c4d` for the list: where it came from and at which commit. */
-function workspaceCell(ws: WorkspaceInfo | null): string {
-  if (ws === null) return '-';
-  const home = homedir();
-  const source = ws.sourcePath === home || ws.sourcePath.startsWith(`${home}/`) ? `~${ws.sourcePath.slice(home.length)}` : ws.sourcePath;
-  return `${source}@${ws.baseCommit.slice(0, 8)}`;
 }
