@@ -9,6 +9,7 @@ import { debugCommand } from './commands/debug.js';
 import { doctorCommand } from './commands/doctor.js';
 import { imageCommand } from './commands/image.js';
 import { kernelCommand } from './commands/kernel.js';
+import { mcpCommand } from './commands/mcp.js';
 import { sshConfigCommand } from './commands/ssh-config.js';
 import { systemCommand } from './commands/system.js';
 import { versionCommand } from './commands/version.js';
@@ -40,6 +41,7 @@ ${EXIT_STATUS_HELP}`,
   program.addCommand(vmListCommand('ps').description('List VMs (the same as `banger vm list`)'));
   program.addCommand(imageCommand());
   program.addCommand(kernelCommand());
+  program.addCommand(mcpCommand());
   program.addCommand(doctorCommand());
   program.addCommand(sshConfigCommand());
   program.addCommand(systemCommand());
