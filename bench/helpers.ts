@@ -69,3 +69,9 @@ export function sh(script: string, options: { cwd?: string } = {}): Promise<void
 export function q(arg: string): string {
   return `'${arg.replaceAll("'", `'\\''`)}'`;
 }
+
+/** The nearest-rank `p`th percentile (0 < p <= 100) of `values`. */
+export function percentile(values: readonly number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? NaN;
+}

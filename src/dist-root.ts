@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
  * The built tree's root (dist/): the directory that holds build-info.json,
  * found by walking up from this module. The answer is the same whether the
  * code runs from tsc's output (dist/src/…) or from the CLI bundle
- * (dist/cli.cjs, see scripts/build.mjs), so files that ship next to the code
+ * (dist/cli-main.cjs, see scripts/build.mjs), so files that ship next to the code
  * (build info, the daemon entry point, migrations) are found from either.
  */
 let cached: string | undefined;

@@ -1,6 +1,7 @@
 import { main } from './program.js';
 
-// `banger` entry point: bin/banger runs the bundle of this module (dist/cli.cjs).
+// `banger` entry point: scripts/build.mjs bundles it to dist/cli-main.cjs, which bin/banger runs
+// through dist/cli.cjs (src/cli/launch.ts: from V8's code cache).
 
 // A reader that went away (`banger … | head`) ends the command quietly, as
 // SIGPIPE ends other tools (status 128 + 13), instead of with a stack trace.
