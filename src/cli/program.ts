@@ -12,6 +12,7 @@ import { kernelCommand } from './commands/kernel.js';
 import { mcpCommand } from './commands/mcp.js';
 import { sshConfigCommand } from './commands/ssh-config.js';
 import { systemCommand } from './commands/system.js';
+import { tuiCommand } from './commands/tui.js';
 import { versionCommand } from './commands/version.js';
 import { vmCommand } from './commands/vm.js';
 import { vmListCommand } from './commands/vm-list.js';
@@ -42,6 +43,7 @@ ${EXIT_STATUS_HELP}`,
   program.addCommand(imageCommand());
   program.addCommand(kernelCommand());
   program.addCommand(mcpCommand());
+  program.addCommand(tuiCommand());
   program.addCommand(doctorCommand());
   program.addCommand(sshConfigCommand());
   program.addCommand(systemCommand());

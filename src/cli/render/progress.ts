@@ -36,7 +36,7 @@ export class ProgressRenderer {
     }
     if (this.#live) {
       this.#detail = event.detail;
-      this.#stream.write(`\r\x1b[K… ${event.detail}${counts(event)}`);
+      this.#stream.write(`\r\x1b[K… ${event.detail}${formatProgressCounts(event)}`);
       this.#lineOpen = true;
     }
   };
@@ -55,7 +55,8 @@ export class ProgressRenderer {
   }
 }
 
-function counts(event: ProgressEvent): string {
+/** ` (12.0 MiB / 40.0 MiB, 30%)`: a progress event's counts as the CLI and the TUI show them ('' without counts). */
+export function formatProgressCounts(event: ProgressEvent): string {
   if (event.current === undefined) return '';
   if (event.total === undefined) return ` (${formatBytes(event.current)})`;
   const percent = event.total > 0 ? Math.floor((event.current / event.total) * 100) : 100;
