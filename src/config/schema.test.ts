@@ -121,6 +121,14 @@ const INVALID: [string, string, string][] = [
     '[[file_sync]]\nhost = "~/a"\nguest = "~/a"\n[[file_sync]]\nhost = "~/b"\nguest = "/tmp/b"',
     'file_sync[1].guest: must be under ~/ or /root/',
   ],
+  ['stats interval without a unit', 'stats_poll_interval = 5', 'stats_poll_interval: expected a duration from 1s to 1h like "5s" or "1500ms", got 5'],
+  [
+    'stats interval below the floor',
+    'stats_poll_interval = "500ms"',
+    'stats_poll_interval: expected a duration from 1s to 1h like "5s" or "1500ms", got "500ms"',
+  ],
+  ['stats interval above the ceiling', 'stats_poll_interval = "2h"', 'stats_poll_interval: expected a duration from 1s to 1h like "5s" or "1500ms", got "2h"'],
+  ['stats interval not a duration', 'stats_poll_interval = "soon"', 'stats_poll_interval: expected a duration from 1s to 1h like "5s" or "1500ms", got "soon"'],
   ['TOML syntax error', 'vmm = "auto"\n[vm_defaults\nvcpu = 2', 'line 2, column 13: Invalid TOML document: illegal character in key'],
 ];
 
@@ -152,6 +160,7 @@ test('an empty file is all defaults', () => {
     network: { bridge: 'banger0', subnet: '172.30.0.0/24', dnsPort: 42069, tapPool: 2 },
     fileSync: [],
     insecureRegistries: [],
+    statsPollIntervalMs: 5000,
   });
 });
 
@@ -162,6 +171,7 @@ vmm = "qemu"
 qemu_bin = "/opt/qemu/bin/qemu-system-x86_64"
 firecracker_bin = "/usr/local/bin/firecracker"
 kernel_mirror = "http://mirror.example/debian/"
+stats_poll_interval = "2s"
 
 [vm_defaults]
 vcpu = 4
@@ -205,7 +215,18 @@ insecure = ["registry.lan:5000", "[fd00::1]:5000"]
       { host: '/home/u/bin/tool', guest: '/root/bin/tool', mode: 0o755 },
     ],
     insecureRegistries: ['registry.lan:5000', '[fd00::1]:5000'],
+    statsPollIntervalMs: 2000,
   });
+});
+
+test('stats_poll_interval takes ms, s, m and h, from 1s to 1h', () => {
+  const interval = (text: string): number => parse(`stats_poll_interval = "${text}"`).statsPollIntervalMs;
+  assert.equal(interval('1500ms'), 1500);
+  assert.equal(interval('1s'), 1000);
+  assert.equal(interval('2m'), 120_000);
+  assert.equal(interval('1h'), 3_600_000);
+  assert.throws(() => interval('999ms'), { code: 'ERR_CONFIG_INVALID' });
+  assert.throws(() => interval('5 s'), { code: 'ERR_CONFIG_INVALID' });
 });
 
 test('registries.insecure takes registry hosts only', () => {

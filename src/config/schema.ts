@@ -40,6 +40,8 @@ export interface BangerConfig {
   fileSync: FileSyncEntry[];
   /** `[registries]`: registries (host or host:port) banger may reach over plain HTTP besides loopback ones. */
   insecureRegistries: string[];
+  /** `stats_poll_interval`: how often the daemon samples each running VM (vm stats), in ms. */
+  statsPollIntervalMs: number;
 }
 
 export const DEFAULT_IMAGE = 'debian-bookworm';
@@ -48,6 +50,10 @@ export const DEFAULT_BRIDGE = 'banger0';
 export const DEFAULT_SUBNET = '172.30.0.0/24';
 export const DEFAULT_DNS_PORT = 42069;
 export const DEFAULT_TAP_POOL = 2;
+export const DEFAULT_STATS_POLL_INTERVAL_MS = 5_000;
+/** Sampling more often than this would cost a busy (TCG) guest more than it tells. */
+export const MIN_STATS_POLL_INTERVAL_MS = 1_000;
+export const MAX_STATS_POLL_INTERVAL_MS = 3_600_000;
 
 /** `[network]`: the bridge and subnet VMs live on, the daemon's DNS port, and how many idle taps to keep ready. */
 export interface NetworkSettings {
@@ -70,6 +76,7 @@ export function defaultConfig(): BangerConfig {
     network: { bridge: DEFAULT_BRIDGE, subnet: DEFAULT_SUBNET, dnsPort: DEFAULT_DNS_PORT, tapPool: DEFAULT_TAP_POOL },
     fileSync: [],
     insecureRegistries: [],
+    statsPollIntervalMs: DEFAULT_STATS_POLL_INTERVAL_MS,
   };
 }
 
@@ -170,7 +177,11 @@ function configError(path: string, detail: string, hint: string, cause?: unknown
 }
 
 function validate(raw: Table, home: string): BangerConfig {
-  rejectUnknown(raw, ['default_image', 'vmm', 'qemu_bin', 'firecracker_bin', 'kernel_mirror', 'vm_defaults', 'network', 'file_sync', 'registries'], '');
+  rejectUnknown(
+    raw,
+    ['default_image', 'vmm', 'qemu_bin', 'firecracker_bin', 'kernel_mirror', 'stats_poll_interval', 'vm_defaults', 'network', 'file_sync', 'registries'],
+    '',
+  );
   const config = defaultConfig();
 
   const image = str(raw, 'default_image', 'default_image');
@@ -195,6 +206,7 @@ function validate(raw: Table, home: string): BangerConfig {
     config.kernelMirror = mirror.replace(/\/+$/, '');
   }
 
+  if (raw.stats_poll_interval !== undefined) config.statsPollIntervalMs = parseInterval(raw.stats_poll_interval, 'stats_poll_interval');
   if (raw.vm_defaults !== undefined) config.vmDefaults = validateVmDefaults(raw.vm_defaults);
   if (raw.network !== undefined) config.network = validateNetwork(raw.network);
   if (raw.registries !== undefined) config.insecureRegistries = validateRegistries(raw.registries);
@@ -203,6 +215,18 @@ function validate(raw: Table, home: string): BangerConfig {
     config.fileSync = raw.file_sync.map((entry, index) => validateFileSync(entry, index, home));
   }
   return config;
+}
+
+const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** A duration string (`"5s"`, `"1500ms"`, `"2m"`) between the stats interval's floor and ceiling, in ms. */
+function parseInterval(value: unknown, key: string): number {
+  const expected = `expected a duration from 1s to 1h like "5s" or "1500ms"`;
+  const match = typeof value === 'string' ? /^(\d{1,7})(ms|s|m|h)$/.exec(value) : null;
+  if (match === null) throw new Invalid(key, `${expected}, got ${describe(value)}`);
+  const ms = Number(match[1]) * (DURATION_UNITS_MS[match[2] ?? ''] ?? Number.NaN);
+  if (!(ms >= MIN_STATS_POLL_INTERVAL_MS && ms <= MAX_STATS_POLL_INTERVAL_MS)) throw new Invalid(key, `${expected}, got ${describe(value)}`);
+  return ms;
 }
 
 function validateVmDefaults(value: unknown): VmDefaultsConfig {

@@ -79,6 +79,8 @@ export async function runDaemon(pathEnv: PathEnv = currentPathEnv()): Promise<nu
   /** Host state this daemon set up, undone on every exit path (including a startup that fails half-way). */
   const releaseHostState = async (): Promise<void> => {
     if (services === undefined) return;
+    // First: a sample in progress runs guest commands on the connections closed next.
+    await services.stats.close();
     services.guests.closeAll();
     services.consoles.closeAll();
     await services.dns.close();
@@ -161,6 +163,7 @@ export async function runDaemon(pathEnv: PathEnv = currentPathEnv()): Promise<nu
     return 1;
   }
   log.info({ socket: layout.socketPath }, 'bangerd ready');
+  ready.stats.start();
   if (stopsDue.length > 0) {
     const opId = `startup-${randomUUID()}`;
     const opLog = log.child({ op_id: opId });

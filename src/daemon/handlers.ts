@@ -10,6 +10,8 @@ import { createKernelHandlers } from './kernel-handlers.js';
 import type { ExecService } from '../services/exec/exec-service.js';
 import type { VmService } from '../services/vm/vm-service.js';
 import type { WorkspaceService } from '../services/workspace/workspace-service.js';
+import type { DaemonEventBus } from '../services/stats/event-bus.js';
+import type { StatsService } from '../services/stats/stats-service.js';
 import { withCheckedParams } from './params.js';
 import { createVmHandlers } from './vm-handlers.js';
 import { createStatsHandlers } from './stats-handlers.js';
@@ -26,6 +28,8 @@ export interface HandlerDeps {
   workspaces: WorkspaceService;
   exec: ExecService;
   network: HostNetwork;
+  events: DaemonEventBus;
+  stats: StatsService;
   streams: StreamHub;
   /** What vm.create fills in for spec fields left out (see ./vm-defaults.ts). */
   vmDefaults: () => VmDefaultsInfo;
@@ -45,8 +49,8 @@ export function createHandlers(deps: HandlerDeps): DaemonHandlers {
   return withCheckedParams({
     ...createKernelHandlers(deps.kernels),
     ...createImageHandlers(deps.images, deps.kernels),
-    ...createVmHandlers(deps.vms, deps.vmDefaults),
-    ...createStatsHandlers(),
+    ...createVmHandlers(deps.vms, deps.vmDefaults, (vmId) => deps.stats.latest(vmId)),
+    ...createStatsHandlers(deps),
     ...createWorkspaceHandlers(deps),
     ping: () =>
       Promise.resolve({

@@ -35,9 +35,17 @@ const METHOD_KEYS = new Map<string, MethodKey>((Object.keys(methods) as MethodKe
 /** Methods polled on every CLI call; logged at debug so they don't drown the log. */
 const QUIET_METHODS = new Set<string>([methods.ping.name]);
 
+/**
+ * Requests that stay open until their client cancels them (daemon.events).
+ * A shutdown ends them at once instead of waiting out its grace period for
+ * them, and refuses new ones while it drains.
+ */
+const SUBSCRIPTION_METHODS = new Set<string>([methods.events.name]);
+
 interface InFlight {
   controller: AbortController;
   done: Promise<void>;
+  subscription: boolean;
 }
 
 /**
@@ -54,6 +62,7 @@ export class RpcServer {
   readonly #streams: StreamHub;
   /** Connected sockets that have not said yet whether they speak JSON-RPC or carry a stream. */
   readonly #undecided = new Set<Socket>();
+  #draining = false;
 
   constructor(handlers: DaemonHandlers, log: Logger, streams: StreamHub) {
     this.#handlers = handlers;
@@ -99,6 +108,9 @@ export class RpcServer {
    * and waits for them to wind down, then closes every connection.
    */
   async drain(graceMs: number): Promise<void> {
+    // Subscriptions never finish by themselves: they end now, telling their clients the daemon is going.
+    this.#draining = true;
+    for (const entry of this.#inFlight) if (entry.subscription) entry.controller.abort(shutdownError());
     const settled = Promise.all([...this.#inFlight].map((entry) => entry.done));
     let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([
@@ -178,15 +190,17 @@ export class RpcServer {
       const key = METHOD_KEYS.get(method);
       if (key === undefined) return Promise.reject(new ResponseError(ErrorCodes.MethodNotFound, `unknown method ${describeValue(method)}`));
       const controller = new AbortController();
+      const subscription = SUBSCRIPTION_METHODS.has(method);
       if (closed) controller.abort(disconnectedError());
       else if (token.isCancellationRequested) controller.abort(cancelledError());
+      else if (subscription && this.#draining) controller.abort(shutdownError());
       token.onCancellationRequested(() => {
         controller.abort(cancelledError());
       });
       requests.add(controller);
       // Registered before the handler runs, so a request counts itself (ping's inFlight includes it).
       let finished!: () => void;
-      const inFlight: InFlight = { controller, done: new Promise<void>((resolve) => (finished = resolve)) };
+      const inFlight: InFlight = { controller, done: new Promise<void>((resolve) => (finished = resolve)), subscription };
       this.#inFlight.add(inFlight);
       const result = this.#serve(key, params, controller, connection);
       void result
@@ -223,11 +237,15 @@ export class RpcServer {
       }
       void connection.sendNotification(PROGRESS_NOTIFICATION, event).catch(() => undefined);
     };
+    const notify: NonNullable<OpContext['notify']> = (name, payload) => {
+      if (controller.signal.aborted) return;
+      void connection.sendNotification(name, payload).catch(() => undefined);
+    };
     try {
       // Cancelled before it started (its client is gone, or cancelled it while it was queued): the handler never runs.
       controller.signal.throwIfAborted();
       // Params left out are checked as {} (see parseParams); anything else as sent.
-      const result = await handler(params, { opId, signal: controller.signal, log, progress });
+      const result = await handler(params, { opId, signal: controller.signal, log, progress, notify });
       const ms = Math.round(performance.now() - started);
       if (quiet) log.debug({ ms }, 'request finished');
       else log.info({ ms }, 'request finished');

@@ -18,6 +18,8 @@ import { dockerConfigLookup, execHelper, readDockerConfig } from '../services/oc
 import { parseResolvConf, VmDnsServer } from '../services/network/dns-server.js';
 import { HostNetwork } from '../services/network/host-network.js';
 import { slotNetwork } from '../services/network/slot.js';
+import { DaemonEventBus } from '../services/stats/event-bus.js';
+import { StatsService } from '../services/stats/stats-service.js';
 import { ConsoleRecorder } from '../services/vm/console-log.js';
 import { GuestAccess } from '../services/vm/guest-access.js';
 import { VmDirectory } from '../services/vm/vm-directory.js';
@@ -30,6 +32,7 @@ import { ImagesRepo } from '../store/images-repo.js';
 import { KernelsRepo } from '../store/kernels-repo.js';
 import { VmsRepo } from '../store/vms-repo.js';
 import type { DriverRegistry } from '../vmm/registry.js';
+import { vmInfo } from './vm-handlers.js';
 
 export interface Services {
   kernels: KernelService;
@@ -41,6 +44,9 @@ export interface Services {
   exec: ExecService;
   network: HostNetwork;
   dns: VmDnsServer;
+  /** VM changes, deletions and stats samples, for daemon.events subscribers (and the stats loop). */
+  events: DaemonEventBus;
+  stats: StatsService;
 }
 
 /**
@@ -100,7 +106,23 @@ export function createServices(deps: {
       sshBundle: () => dropbearBundle(env),
     },
   });
-  const vmsRepo = new VmsRepo(store);
+  const events = new DaemonEventBus((error, event) => {
+    log.warn({ kind: event.kind, err_message: error instanceof Error ? error.message : String(error) }, 'an event listener failed');
+  });
+  // Every write to the vms table announces itself (the one place all VM transitions pass), as the VM now looks.
+  const vmsRepo = new VmsRepo(store, {
+    changed: (id) => {
+      try {
+        const record = vmsRepo.get(id);
+        if (record !== undefined) events.publish({ kind: 'vm.changed', vm: vmInfo(vms.view(record), stats.latest(id)) });
+      } catch (error) {
+        log.warn({ vm_id: id, err_message: error instanceof Error ? error.message : String(error) }, 'could not announce a VM change');
+      }
+    },
+    deleted: (vm) => {
+      events.publish({ kind: 'vm.deleted', vm });
+    },
+  });
   const guests = new GuestAccess({ keyPath: layout.sshKey, knownHosts: layout.knownHosts });
   const consoles = new ConsoleRecorder({ log });
   const vms = new VmService({
@@ -125,7 +147,8 @@ export function createServices(deps: {
   const directory = new VmDirectory({ vms: vmsRepo, network: config.network, alive: (vm) => vms.alive(vm) });
   const workspaces = new WorkspaceService({ vms, repo: vmsRepo });
   const exec = new ExecService({ vms, workspaces, images });
-  return { kernels, images, vms, guests, consoles, workspaces, exec, network, dns };
+  const stats = new StatsService({ vms, events, intervalMs: config.statsPollIntervalMs, log });
+  return { kernels, images, vms, guests, consoles, workspaces, exec, network, dns, events, stats };
 }
 
 /** The host's own resolvers, where names beyond `.vm` are forwarded for VMs with NAT. */

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 
 import { VM_CONSOLE_LOG } from '../config/filenames.js';
-import type { VmDefaultsInfo, VmInfo } from '../rpc/methods.js';
+import type { VmDefaultsInfo, VmInfo, VmStatsSample } from '../rpc/methods.js';
 import { LOG_LINES_DEFAULT } from '../rpc/schemas.js';
 import { readConsoleTail } from '../services/vm/console-log.js';
 import type { VmService, VmView } from '../services/vm/vm-service.js';
@@ -12,12 +12,14 @@ export type VmHandlers = Pick<
   'vmCreate' | 'vmDefaults' | 'vmList' | 'vmShow' | 'vmStart' | 'vmStop' | 'vmRestart' | 'vmKill' | 'vmDelete' | 'vmSet' | 'vmLogs' | 'vmSshTarget'
 >;
 
-export function vmInfo(view: VmView): VmInfo {
+/** `stats`: the VM's latest sample (see StatsService); shown only while it runs. */
+export function vmInfo(view: VmView, stats: VmStatsSample | null = null): VmInfo {
   const { vm } = view;
+  const state = vm.state === 'running' && !view.alive ? 'stopped' : vm.state;
   return {
     id: vm.id,
     name: vm.name,
-    state: vm.state === 'running' && !view.alive ? 'stopped' : vm.state,
+    state,
     image: view.image?.name ?? '(deleted)',
     ip: view.guestIp,
     spec: vm.spec,
@@ -26,14 +28,20 @@ export function vmInfo(view: VmView): VmInfo {
     accel: view.accel,
     pid: view.pid,
     workspace: vm.workspace,
+    stats: state === 'running' ? stats : null,
   };
 }
 
 /** VM methods; params arrive checked against their schemas (see withCheckedParams). */
-export function createVmHandlers(vms: VmService, vmDefaults: () => VmDefaultsInfo): VmHandlers {
+export function createVmHandlers(
+  vms: VmService,
+  vmDefaults: () => VmDefaultsInfo,
+  latestStats: (vmId: string) => VmStatsSample | null = () => null,
+): VmHandlers {
+  const infoOf = (view: VmView): VmInfo => vmInfo(view, latestStats(view.vm.id));
   const byRef = async (ref: string, op: (ref: string) => Promise<unknown>): Promise<VmInfo> => {
     await op(ref);
-    return vmInfo(await vms.show(ref));
+    return infoOf(await vms.show(ref));
   };
   return {
     vmCreate: async (params, ctx) => {
@@ -54,11 +62,11 @@ export function createVmHandlers(vms: VmService, vmDefaults: () => VmDefaultsInf
         },
         ctx,
       );
-      return vmInfo(await vms.show(vm.id));
+      return infoOf(await vms.show(vm.id));
     },
     vmDefaults: () => Promise.resolve(vmDefaults()),
-    vmList: async () => ({ vms: (await vms.list()).map(vmInfo) }),
-    vmShow: async (params) => vmInfo(await vms.show(params.ref)),
+    vmList: async () => ({ vms: (await vms.list()).map(infoOf) }),
+    vmShow: async (params) => infoOf(await vms.show(params.ref)),
     vmStart: (params, ctx) => byRef(params.ref, (ref) => vms.start(ref, ctx)),
     vmStop: (params, ctx) => byRef(params.ref, (ref) => vms.stop(ref, ctx)),
     vmRestart: (params, ctx) => byRef(params.ref, (ref) => vms.restart(ref, ctx)),
@@ -66,12 +74,12 @@ export function createVmHandlers(vms: VmService, vmDefaults: () => VmDefaultsInf
     vmDelete: async (params, ctx) => {
       const view = await vms.show(params.ref);
       await vms.delete(view.vm.id, ctx);
-      return { ...vmInfo(view), state: 'stopped', pid: null, accel: null };
+      return { ...infoOf(view), state: 'stopped', pid: null, accel: null, stats: null };
     },
     vmSet: async (params) => {
       const { ref, ...changes } = params;
       const vm = await vms.set(ref, changes);
-      return vmInfo(await vms.show(vm.id));
+      return infoOf(await vms.show(vm.id));
     },
     vmLogs: async ({ ref, lines = LOG_LINES_DEFAULT }) => {
       const view = await vms.show(ref);

@@ -228,6 +228,8 @@ export interface VmInfo {
   pid: number | null;
   /** The repo prepared in the guest, if any (`vm workspace prepare`, `vm run <path>`). */
   workspace: WorkspaceInfo | null;
+  /** The latest resource sample while it runs (see vm.stats); null before the first one or when not running. */
+  stats: VmStatsSample | null;
 }
 
 // The rules for these values live in ./schemas.ts; re-exported for the callers that know them from here.
@@ -372,13 +374,7 @@ export interface VmExecResult {
 }
 
 /** What vm.create fills in for a spec field left out, and where each value came from. */
-export interface VmDefaultsInfo {
-  vcpu: number;
-  memoryMiB: number;
-  diskSizeBytes: number;
-  init: InitMode;
-  nat: boolean;
-  network: NetworkMode;
+export interface VmDefaultsInfo extends VmSpecInfo {
   /** Per field: `config` ([vm_defaults] in config.toml), `auto` (sized to this machine) or `builtin`. */
   sources: { vcpu: DefaultSource; memoryMiB: DefaultSource; diskSizeBytes: DefaultSource };
 }
@@ -402,15 +398,17 @@ export interface VmStatsSample {
     load1: number;
     load5: number;
     load15: number;
-    /** The work disk mounted at /root. */
-    diskTotalBytes: number;
-    diskUsedBytes: number;
+    /** The work disk mounted at /root (null when the guest has no usable df). */
+    diskTotalBytes: number | null;
+    diskUsedBytes: number | null;
     uptimeSeconds: number;
   } | null;
 }
 
 export interface VmStatsInfo {
+  /** The VM's name. */
   vm: string;
+  id: string;
   state: VmInfo['state'];
   /** The most recent sample; null before the first one (or when not running). */
   latest: VmStatsSample | null;

@@ -18,4 +18,10 @@ export interface OpContext {
    * also logged; repeated reports of the same stage (byte counts) are not.
    */
   progress: (stage: string, detail: string, counts?: { current: number; total?: number | undefined }) => void;
+  /**
+   * Sends a JSON-RPC notification on the request's connection (daemon.events
+   * pushes its events so); dropped once the request is cancelled. Absent
+   * where there is no client connection (startup work, tests).
+   */
+  notify?: (method: string, params: object) => void;
 }

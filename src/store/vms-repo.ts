@@ -65,11 +65,24 @@ function fromRow(row: VmRow): VmRecord {
   };
 }
 
+/**
+ * Told about every change to the vms table, after it is written: the one
+ * place VM events come from (see the daemon's event bus), so no transition,
+ * whoever makes it (lifecycle, reconcile, workspaces), goes unannounced.
+ * It must not throw.
+ */
+export interface VmsObserver {
+  changed(id: string): void;
+  deleted(vm: { id: string; name: string }): void;
+}
+
 export class VmsRepo {
   readonly #store: Store;
+  readonly #observer: VmsObserver | undefined;
 
-  constructor(store: Store) {
+  constructor(store: Store, observer?: VmsObserver) {
     this.#store = store;
+    this.#observer = observer;
   }
 
   list(): VmRecord[] {
@@ -88,7 +101,7 @@ export class VmsRepo {
    * it to 'created' once the VM's files exist.
    */
   reserve(vm: { id: string; name: string; imageId: string; spec: VmSpec }, maxSlot: number): VmRecord {
-    return this.#store.write((db) => {
+    const reserved = this.#store.write((db) => {
       if (db.prepare('SELECT 1 FROM vms WHERE name = ?').get(vm.name) !== undefined) {
         throw new BangerError('ERR_ALREADY_EXISTS', `a VM named "${vm.name}" already exists`, { hint: 'pick another --name, or delete the old VM' });
       }
@@ -113,14 +126,18 @@ export class VmsRepo {
       );
       return { ...vm, state: 'creating' as const, slot, lastError: null, workspace: null, createdAt: now, updatedAt: now };
     });
+    this.#observer?.changed(reserved.id);
+    return reserved;
   }
 
   setState(id: string, state: VmState, lastError: string | null = null): void {
     this.#store.write((db) => db.prepare('UPDATE vms SET state = ?, last_error = ?, updated_at = ? WHERE id = ?').run(state, lastError, nowIso(), id));
+    this.#observer?.changed(id);
   }
 
   setSpec(id: string, spec: VmSpec): void {
     this.#store.write((db) => db.prepare('UPDATE vms SET spec = ?, updated_at = ? WHERE id = ?').run(JSON.stringify(spec), nowIso(), id));
+    this.#observer?.changed(id);
   }
 
   /** Records (or, with null, forgets) the VM's workspace. */
@@ -128,9 +145,12 @@ export class VmsRepo {
     this.#store.write((db) =>
       db.prepare('UPDATE vms SET workspace = ?, updated_at = ? WHERE id = ?').run(workspace === null ? null : JSON.stringify(workspace), nowIso(), id),
     );
+    this.#observer?.changed(id);
   }
 
   delete(id: string): void {
-    this.#store.write((db) => db.prepare('DELETE FROM vms WHERE id = ?').run(id));
+    const name = this.#observer === undefined ? undefined : this.get(id)?.name;
+    const { changes } = this.#store.write((db) => db.prepare('DELETE FROM vms WHERE id = ?').run(id));
+    if (changes > 0 && name !== undefined) this.#observer?.deleted({ id, name });
   }
 }

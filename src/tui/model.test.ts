@@ -36,6 +36,14 @@ test('vm.stats fills a running VM row; a state change away from running drops th
   assert.equal(reduce(model, { type: 'event', event: stats(b, sample()) }), model, 'a sample of an unknown VM changes nothing');
 });
 
+test('the first vm.changed of a running VM shows its latest sample at once (no wait for the next vm.stats)', () => {
+  const model = apply({ type: 'event', event: changed({ ...a, stats: sample({ cpuPercent: 12 }) }) });
+  assert.equal(model.rows[0]?.sample?.vmm.cpuPercent, 12);
+  // A newer sample carried by the VM replaces the one the row had.
+  const newer = reduce(model, { type: 'event', event: changed({ ...a, stats: sample({ cpuPercent: 30 }) }) });
+  assert.equal(newer.rows[0]?.sample?.vmm.cpuPercent, 30);
+});
+
 test('vm.deleted removes the row; the selection moves to the row that took its place, or the new last one', () => {
   let model = apply(...[a, b, c].map((vm): TuiAction => ({ type: 'event', event: changed(vm) })), { type: 'move', by: 1 });
   assert.equal(selectedRow(model)?.vm.name, 'b');

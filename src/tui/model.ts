@@ -80,7 +80,7 @@ function applyEvent(model: TuiModel, event: DaemonEvent): TuiModel {
     case 'vm.changed': {
       const existing = model.rows.find((row) => row.vm.id === event.vm.id);
       // A sample describes a running VM; once it is not running, its CPU and memory are gone.
-      const sample = event.vm.state === 'running' ? (existing?.sample ?? null) : null;
+      const sample = event.vm.state === 'running' ? (event.vm.stats ?? existing?.sample ?? null) : null;
       const others = model.rows.filter((row) => row.vm.id !== event.vm.id);
       return { ...model, rows: sortRows([...others, { vm: event.vm, sample }]) };
     }

@@ -15,6 +15,7 @@ export function vmInfo(name: string, overrides: Partial<VmInfo> = {}): VmInfo {
     accel: 'tcg',
     pid: 1234,
     workspace: null,
+    stats: null,
     ...overrides,
   };
 }

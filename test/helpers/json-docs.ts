@@ -70,7 +70,7 @@ export function shapeKeys(shape: string): { required: string[]; optional: string
       result.open = true;
       continue;
     }
-    const name = /^([A-Za-z]+)(\?)?(:|$)/.exec(part);
+    const name = /^([A-Za-z_][A-Za-z0-9_]*)(\?)?(:|$)/.exec(part);
     if (name?.[1] === undefined) throw new Error(`cannot read the key of "${part}" in ${shape}`);
     (name[2] === '?' ? result.optional : result.required).push(name[1]);
   }

@@ -11,6 +11,7 @@ import { addSpecOptions, createVm, noteEmulation, parseDiskSize, parseMemory, pa
 import { vmDeleteCommand } from './vm-delete.js';
 import { vmListCommand } from './vm-list.js';
 import { vmRunCommand } from './vm-run.js';
+import { formatStatsSummary, vmPortsCommand, vmStatsCommand } from './vm-stats.js';
 import { workspaceCommand } from './workspace.js';
 
 export function vmCommand(): CommandUnknownOpts {
@@ -142,6 +143,8 @@ ${GUEST_EXIT_STATUS_HELP}`,
       setExitCode(await execInVm(cli, { ref, command, tty: options.tty, stdin: options.stdin, autoPrepare: options.autoPrepare === true }));
     });
 
+  vm.addCommand(vmStatsCommand());
+  vm.addCommand(vmPortsCommand());
   vm.addCommand(workspaceCommand());
 
   return vm;
@@ -155,6 +158,7 @@ function renderVm(v: VmInfo): string {
     `image:    ${v.image}`,
     `ip:       ${v.ip}`,
     `spec:     ${formatSpec(v.spec)}, ${v.spec.init} init`,
+    ...(v.stats === null ? [] : [`stats:    ${formatStatsSummary(v.stats)}`]),
     ...(v.lastError === null ? [] : [`error:    ${v.lastError}`]),
     ...(v.workspace === null ? [] : renderWorkspace(v.workspace)),
     `created:  ${v.createdAt}`,
