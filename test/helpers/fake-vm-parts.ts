@@ -66,12 +66,16 @@ export class FakeVmm implements VmmDriver {
   }
 }
 
-/** Starts a detached shell loop that holds `files` open and carries `marker` in its argv. Returns its pid. */
+/**
+ * Starts a detached process that holds `files` open and carries `marker` in
+ * its argv, and never forks. Returns its pid. (A shell loop would fork a
+ * `sleep` every second, and until that child execs it is a copy of the shell
+ * with the marker on its command line: killed "VMMs" were then found alive
+ * again by the daemon's rediscovery from /proc, on a loaded machine.)
+ */
 export function spawnHolder(files: readonly string[], marker: string): number {
-  const opens = files.map((_file, i) => `exec ${i + 3}<"$${i + 2}"`).join('; ');
-  // The loop's sleeps must not inherit the disks: only the "VMM" holds them.
-  const closes = files.map((_file, i) => `${i + 3}<&-`).join(' ');
-  const child = spawn('sh', ['-c', `${opens}; while :; do sleep 1 ${closes}; done`, 'fake-vmm', marker, ...files], { detached: true, stdio: 'ignore' });
+  const hold = "const fs = require('node:fs'); for (const file of process.argv.slice(3)) fs.openSync(file, 'r'); setInterval(() => undefined, 1 << 30);";
+  const child = spawn(process.execPath, ['-e', hold, 'fake-vmm', marker, ...files], { detached: true, stdio: 'ignore' });
   child.unref();
   if (child.pid === undefined) throw new Error('could not spawn the fake VMM');
   return child.pid;

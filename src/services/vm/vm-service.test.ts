@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 
@@ -204,6 +204,21 @@ describe('VmService with a fake VMM', { timeout: 60_000 }, () => {
   });
 });
 
+/** Whether process `pid` has `path` open (one of its /proc fd links points at it). */
+function holdsOpen(pid: number, path: string): boolean {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+      try {
+        return readlinkSync(`/proc/${pid}/fd/${fd}`) === path;
+      } catch {
+        return false;
+      }
+    });
+  } catch {
+    return false;
+  }
+}
+
 describe('VmService reconcile with a fake VMM', { timeout: 60_000 }, () => {
   test('a running VM with a corrupt handles.json is found from the OS, kept, and its file rewritten', async () => {
     const w = new World();
@@ -237,7 +252,8 @@ describe('VmService reconcile with a fake VMM', { timeout: 60_000 }, () => {
     const dir = w.service.vmDir(vm);
     const holder = spawnHolder([join(dir, names.VM_WORK_DISK)], 'not-a-vmm');
     pids.push(holder);
-    await waitUntil(() => processMatches(holder, 'not-a-vmm') && readdirSync(`/proc/${holder}/fd`).length > 3);
+    const disk = join(dir, names.VM_WORK_DISK);
+    await waitUntil(() => processMatches(holder, 'not-a-vmm') && holdsOpen(holder, disk));
     await assert.rejects(
       w.service.start('held', w.ctx()),
       (error: unknown) => error instanceof BangerError && error.code === 'ERR_IN_USE' && error.message.includes(String(holder)),
