@@ -7,6 +7,7 @@ import { after, describe, test } from 'node:test';
 
 import { pino } from 'pino';
 
+import { fakeVmView } from '../../test/helpers/fake-vm-parts.js';
 import { RpcClient } from '../rpc/client.js';
 import { BangerError } from '../rpc/errors.js';
 import { methods, type DaemonEvent, type MethodKey, type VmInfo } from '../rpc/methods.js';
@@ -25,28 +26,8 @@ after(async () => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
-function view(id: string, state: VmView['vm']['state'] = 'stopped'): VmView {
-  const now = new Date(0).toISOString();
-  return {
-    vm: {
-      id,
-      name: `vm-${id}`,
-      state,
-      imageId: 'img',
-      slot: 1,
-      spec: { vcpu: 1, memoryMiB: 512, diskSizeBytes: 1024 ** 3, init: 'minimal', nat: false, network: 'isolated' },
-      lastError: null,
-      workspace: null,
-      createdAt: now,
-      updatedAt: now,
-    },
-    image: undefined,
-    alive: false,
-    guestIp: '172.30.0.2',
-    accel: null,
-    pid: null,
-  };
-}
+/** A stopped VM (as the daemon.events handler lists it first). */
+const view = (id: string, state: VmView['vm']['state'] = 'stopped'): VmView => fakeVmView(id, { state, alive: false, pid: null, accel: null });
 
 const changed = (id: string, state: VmInfo['state']): { kind: 'vm.changed'; vm: VmInfo } => ({
   kind: 'vm.changed',

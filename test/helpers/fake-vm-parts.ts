@@ -17,7 +17,7 @@ import * as names from '../../src/config/filenames.js';
 import { killProcess, processMatches } from '../../src/host/process.js';
 import type { BangerError } from '../../src/rpc/errors.js';
 import type { OpContext } from '../../src/services/op-context.js';
-import type { VmGuestPort, VmNetworkPort } from '../../src/services/vm/vm-service.js';
+import type { VmGuestPort, VmNetworkPort, VmView } from '../../src/services/vm/vm-service.js';
 import type { VmAddress } from '../../src/services/vm/vm-provisioner.js';
 import type { VmAttachment } from '../../src/services/network/host-network.js';
 import { openStore, type Store } from '../../src/store/database.js';
@@ -235,4 +235,28 @@ export function opContext(log: Logger, opId = 'op-test'): OpContext {
 
 export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** A VmView of a VM named `vm-<id>` for unit tests that need one but no store: its state, liveness and VMM pid as given. */
+export function fakeVmView(id: string, options: { state?: VmRecord['state']; alive?: boolean; pid?: number | null; accel?: string | null } = {}): VmView {
+  const now = new Date(0).toISOString();
+  return {
+    vm: {
+      id,
+      name: `vm-${id}`,
+      state: options.state ?? 'running',
+      imageId: 'img',
+      slot: 1,
+      spec: { vcpu: 1, memoryMiB: 512, diskSizeBytes: 1024 ** 3, init: 'minimal', nat: false, network: 'isolated' },
+      lastError: null,
+      workspace: null,
+      createdAt: now,
+      updatedAt: now,
+    },
+    image: undefined,
+    alive: options.alive ?? true,
+    guestIp: '172.30.0.2',
+    accel: options.accel === undefined ? 'tcg' : options.accel,
+    pid: options.pid === undefined ? 4242 : options.pid,
+  };
 }

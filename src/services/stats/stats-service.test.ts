@@ -4,39 +4,16 @@ import { after, before, describe, test } from 'node:test';
 
 import pino from 'pino';
 
+import { fakeVmView } from '../../../test/helpers/fake-vm-parts.js';
 import type { GuestExit, GuestProcess } from '../../guest/guest-connection.js';
 import { BangerError } from '../../rpc/errors.js';
 import type { VmInfo, VmStatsSample } from '../../rpc/methods.js';
-import type { VmRecord } from '../../store/vms-repo.js';
 import type { VmView } from '../vm/vm-service.js';
 import { DaemonEventBus } from './event-bus.js';
 import { runProbe, type ProbeGuest } from './guest-probe.js';
 import { StatsService } from './stats-service.js';
 
 // Stand-ins: VMs as views, a guest whose commands print canned output (or hang until killed), /proc files as a map.
-
-function fakeView(id: string, options: { pid?: number | null; alive?: boolean; state?: VmRecord['state'] } = {}): VmView {
-  const now = new Date(0).toISOString();
-  return {
-    vm: {
-      id,
-      name: `vm-${id}`,
-      state: options.state ?? 'running',
-      imageId: 'img',
-      slot: 1,
-      spec: { vcpu: 1, memoryMiB: 512, diskSizeBytes: 1024 ** 3, init: 'minimal', nat: false, network: 'isolated' },
-      lastError: null,
-      workspace: null,
-      createdAt: now,
-      updatedAt: now,
-    },
-    image: undefined,
-    alive: options.alive ?? true,
-    guestIp: '172.30.0.2',
-    accel: 'tcg',
-    pid: options.pid === undefined ? 4242 : options.pid,
-  };
-}
 
 /** A VmInfo carrying just what the stats service reads of a vm.changed event. */
 function changedInfo(id: string, state: VmInfo['state']): VmInfo {
@@ -118,7 +95,7 @@ class Rig {
   readonly proc = new Map<string, string>([['/proc/uptime', '100.00 90.00\n']]);
   readonly guest = new FakeGuest(() => ({ stdout: GUEST_OUTPUT }));
   readonly samples: { vm: string; sample: VmStatsSample }[] = [];
-  views: VmView[] = [fakeView('a')];
+  views: VmView[] = [fakeVmView('a')];
   listCalls = 0;
   readonly service: StatsService;
   #waiters: (() => void)[] = [];
@@ -244,7 +221,7 @@ describe('StatsService', () => {
 
   test('a VM that is not running has no stats, and is not sampled', async () => {
     const rig = new Rig();
-    rig.views = [fakeView('a', { state: 'stopped', alive: false, pid: null })];
+    rig.views = [fakeVmView('a', { state: 'stopped', alive: false, pid: null })];
     assert.deepEqual(await rig.service.stats('a'), [{ vm: 'vm-a', id: 'a', state: 'stopped', latest: null, history: [], intervalMs: 1000 }]);
     assert.deepEqual(await rig.service.stats(undefined), [], 'the list covers running VMs only');
     assert.equal(rig.guest.scripts.length, 0);
@@ -291,7 +268,7 @@ describe('StatsService', () => {
       assert.equal(rig.listCalls, calls, 'no polling with no running VM');
       assert.equal(rig.service.polling, false);
 
-      rig.views = [fakeView('a')];
+      rig.views = [fakeVmView('a')];
       rig.events.publish({ kind: 'vm.changed', vm: changedInfo('a', 'running') });
       assert.equal(rig.service.polling, true, 'a VM that runs wakes the loop');
       await rig.samplesReach(1);
