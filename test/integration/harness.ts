@@ -236,7 +236,7 @@ export class BangerWorld {
     return result.status === 0 ? result.stdout : undefined;
   }
 
-  /** Removes banger's nftables tables for this world's bridge (close() leaves them; the bridge's name is random). */
+  /** Removes banger's nftables tables for this world's bridge (close() does it too). */
   removeNftTables(): void {
     if (this.bridge === undefined) return;
     for (const family of ['bridge', 'ip', 'ip6']) this.nft('delete', 'table', family, nftTableName(this.bridge));
@@ -310,6 +310,8 @@ export class BangerWorld {
     }
     void this.#helper?.stop();
     for (const link of this.links().reverse()) spawnSync('ip', [...(this.netns === undefined ? [] : ['-n', this.netns]), 'link', 'del', link]);
+    // banger keeps its nftables tables (named after the bridge) across daemon restarts; the world's go with its bridge.
+    this.removeNftTables();
     rmSync(this.root, { recursive: true, force: true });
   }
 }
