@@ -312,7 +312,8 @@ export class BangerWorld {
     for (const link of this.links().reverse()) spawnSync('ip', [...(this.netns === undefined ? [] : ['-n', this.netns]), 'link', 'del', link]);
     // banger keeps its nftables tables (named after the bridge) across daemon restarts; the world's go with its bridge.
     this.removeNftTables();
-    rmSync(this.root, { recursive: true, force: true });
+    // A daemon killed a moment ago may still be writing its log: retry a directory that filled up again (ENOTEMPTY).
+    rmSync(this.root, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   }
 }
 
