@@ -2,7 +2,6 @@ import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/proto
 import type { ServerNotification, ServerRequest } from '@modelcontextprotocol/sdk/types.js';
 
 import { connect, type BangerClient, type ConnectOptions } from '../sdk/index.js';
-import { BangerError } from '../rpc/errors.js';
 import type { ProgressEvent } from '../rpc/methods.js';
 
 /** What the tools need from the server: a daemon connection and a way to report progress. */
@@ -23,16 +22,11 @@ export function toolContext(options: ConnectOptions = {}): ToolContext {
   let connected: BangerClient | undefined;
   const client = async (): Promise<BangerClient> => {
     if (connected !== undefined) {
-      try {
-        await connected.call('ping');
-        return connected;
-      } catch (error) {
-        if (!(error instanceof BangerError && error.code === 'ERR_DAEMON_UNREACHABLE')) throw error;
-        connected.close();
-        connected = undefined;
-        current = undefined;
-      }
+      if (!connected.closed) return connected;
+      connected = undefined;
+      current = undefined;
     }
+    // Concurrent first calls share one connect.
     current ??= connect(options);
     try {
       connected = await current;

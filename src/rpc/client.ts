@@ -137,6 +137,11 @@ export class RpcClient {
     }
   }
 
+  /** Whether the connection is gone: closed here, or by the daemon (it stopped or restarted). */
+  get closed(): boolean {
+    return this.#isClosed;
+  }
+
   close(): void {
     this.#isClosed = true;
     this.#socket.destroy();

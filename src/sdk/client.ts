@@ -63,6 +63,11 @@ export class BangerClient {
     return subscribeEvents(this.#rpc, options);
   }
 
+  /** Whether the connection is gone: closed by `close()`, or by the daemon (it stopped or restarted); connect again then. */
+  get closed(): boolean {
+    return this.#rpc.closed;
+  }
+
   /** Closes the connection and every stream: calls still in flight reject, and the daemon cancels their work. */
   close(): void {
     for (const stream of this.#streams) stream.close();

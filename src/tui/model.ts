@@ -22,23 +22,9 @@ export interface Status {
 
 /** The status line's form of an action's failure: the error's code and message, and its hint. */
 export function errorStatus(error: unknown): Status {
-  const banger = asBangerError(error);
+  // One BangerError class: the lazily loaded TUI bundle takes banger's modules from the CLI bundle (scripts/build.mjs).
+  const banger = toBangerError(error);
   return { kind: 'error', text: `error[${banger.code}]: ${banger.message}`, hint: banger.hint };
-}
-
-/**
- * A BangerError recognised by its shape as well as its class: the TUI is
- * loaded lazily and may run as a module graph of its own next to the CLI's
- * bundle, whose RPC client makes the errors it rejects with; those are
- * BangerErrors of the bundle's copy of the class, and `instanceof` alone
- * would turn them into ERR_INTERNAL.
- */
-function asBangerError(error: unknown): { code: string; message: string; hint: string | undefined } {
-  if (error instanceof Error && error.name === 'BangerError' && 'code' in error && typeof error.code === 'string') {
-    const hint = 'hint' in error && typeof error.hint === 'string' ? error.hint : undefined;
-    return { code: error.code, message: error.message, hint };
-  }
-  return toBangerError(error);
 }
 
 export interface TuiModel {

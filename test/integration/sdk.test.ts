@@ -195,9 +195,11 @@ describe('SDK calls', () => {
 
   test('close() ends the connection: an in-flight call rejects and the daemon cancels it', async () => {
     const other = await connect({ env: world.env });
+    assert.equal(other.closed, false);
     const pending = other.call('sleep', { ms: 45_000 });
     await waitFor('the sleep to start', () => world.logLines().some((l) => l.msg === 'sleeping' && l.ms === 45_000));
     other.close();
+    assert.equal(other.closed, true);
     await rejectsWith(pending, 'ERR_DAEMON_UNREACHABLE');
     const opId = opIdOf(world, (l) => l.msg === 'sleeping' && l.ms === 45_000);
     await waitFor('the daemon to cancel the request', () =>
